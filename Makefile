@@ -1,0 +1,45 @@
+# My LLAMA — `make up` runs the service, `make test` passes the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+EXTRAS ?= eval,ui,dev
+
+.PHONY: install up serve train test lint bench chromium clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip wheel
+	@echo "Installing (the first build of llama-cpp-python compiles llama.cpp: ~8 min on 2 cores)"
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(STAMP)
+
+## The service: server on :8000 and UI on :7860 (trains the predictors on first run).
+up: install
+	test -f mlflow.db || $(BIN)/myllama train all
+	$(BIN)/myllama up
+
+serve: install
+	$(BIN)/myllama serve
+
+train: install
+	$(BIN)/myllama train all
+
+## Debian's Chromium for the browser tests (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+test: install chromium
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Everything that computes: the LLM engine, the model catalog, predictors, the embedder."""

@@ -1,0 +1,107 @@
+"""The small interface between the server and an LLM engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling and stopping settings for one request, independent of any HTTP protocol."""
+
+    max_tokens: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repeat_penalty: float = 1.0
+    stop: tuple[str, ...] = ()
+    grammar: str | None = None
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A piece of generated text (one or more tokens)."""
+
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The end of a generation, with its reason and token counts."""
+
+    reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+    error: str | None = None
+
+
+@dataclass
+class EngineStats:
+    """Counters and gauges an engine exposes for monitoring."""
+
+    running: int = 0
+    waiting: int = 0
+    kv_cells_used: int = 0
+    kv_cells_total: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    generated_tokens: int = 0
+    requests_finished: dict[str, int] = field(default_factory=dict)
+    rejected: int = 0
+
+
+class TokenStream(Protocol):
+    """Async stream of one request's pieces, ending with a Finish."""
+
+    def __aiter__(self) -> AsyncIterator[Piece | Finish]: ...
+
+    async def __anext__(self) -> Piece | Finish: ...
+
+    def cancel(self) -> None:
+        """Drop the request at the engine's next step (no-op once finished)."""
+        ...
+
+
+class Engine(Protocol):
+    """Submit a request, get an async stream of text pieces ending in a Finish, cancel it."""
+
+    model_id: str
+    n_ctx: int
+
+    def info(self) -> dict[str, Any]:
+        """Static facts about the loaded model (file, size, context, settings)."""
+        ...
+
+    def render_chat(self, messages: list[dict[str, Any]]) -> str:
+        """Render chat messages into prompt text with the model's template."""
+        ...
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        """Text → token ids."""
+        ...
+
+    def tokenize_chat(self, text: str) -> list[int]:
+        """Tokenize rendered chat text (BOS only where the template left it out)."""
+        ...
+
+    def submit(self, prompt_tokens: list[int], params: GenerationParams) -> TokenStream:
+        """Queue a request; raises ContextLengthExceeded or QueueFull at once."""
+        ...
+
+    def stats(self) -> EngineStats:
+        """A snapshot of the engine's counters and gauges."""
+        ...
+
+    def close(self) -> None:
+        """Stop the worker and free llama.cpp memory."""
+        ...

@@ -1,0 +1,1 @@
+"""HTTP layer: app factory, settings, OpenAI protocol, routes, errors, auth, metrics."""

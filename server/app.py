@@ -1,0 +1,75 @@
+"""App factory and lifespan: engines load on app.state, close on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from models.catalog import build_catalog
+from models.engine.llama_engine import EngineConfig
+from models.engine.pool import EnginePool
+from server.auth import require_api_key
+from server.errors import install_error_handlers
+from server.metrics import Metrics
+from server.routes import chat, completions, ops
+from server.routes import models as model_routes
+from server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+def _engine_config(settings: ServerSettings) -> EngineConfig:
+    return EngineConfig(
+        n_ctx=settings.n_ctx,
+        parallel=settings.parallel,
+        n_batch=settings.n_batch,
+        max_queue=settings.max_queue,
+        n_threads=settings.n_threads,
+        n_gpu_layers=settings.n_gpu_layers,
+    )
+
+
+async def _load(app: FastAPI) -> None:
+    """Load the weights off the event loop; /health says 503 until done."""
+    try:
+        await asyncio.to_thread(app.state.pool.load)
+        app.state.ready.set()
+        log.info("ready: %s", ", ".join(app.state.pool.engines))
+    except Exception as exc:
+        log.exception("loading the models failed")
+        app.state.load_error = str(exc)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start loading engines; close them on shutdown."""
+    loader = asyncio.create_task(_load(app))
+    try:
+        yield
+    finally:
+        loader.cancel()
+        app.state.pool.close()
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """Build the FastAPI app for these settings (nothing is read from the environment)."""
+    app = FastAPI(title="My LLAMA", version="0.1.0", lifespan=lifespan)
+    specs = build_catalog(settings.models, settings.model)
+    app.state.settings = settings
+    app.state.pool = EnginePool(specs, _engine_config(settings), settings.default_model)
+    app.state.ready = asyncio.Event()
+    app.state.load_error = None
+    app.state.started_at = int(time.time())
+    app.state.metrics = Metrics(app.state.pool.unique)
+    install_error_handlers(app)
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+    for module in (chat, completions, model_routes):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(ops.router)
+    return app

@@ -1,0 +1,123 @@
+"""The one error envelope: {"error": {"message", "type", "param", "code"}} with a real status."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from models import errors as model_errors
+
+log = logging.getLogger(__name__)
+
+_MODEL_ERROR_STATUS: dict[type[model_errors.ModelError], tuple[int, str]] = {
+    model_errors.ModelNotFound: (404, "invalid_request_error"),
+    model_errors.ContextLengthExceeded: (400, "invalid_request_error"),
+    model_errors.InvalidRequest: (400, "invalid_request_error"),
+    model_errors.QueueFull: (429, "rate_limit_error"),
+    model_errors.EngineFailure: (500, "server_error"),
+}
+
+
+class APIError(Exception):
+    """An error the server answers with the envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers
+
+
+def envelope(message: str, type: str, param: str | None, code: str | None) -> dict[str, Any]:
+    """The body of every error response."""
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def from_model_error(exc: model_errors.ModelError) -> APIError:
+    """Translate a models-layer error into an APIError."""
+    status, kind = _MODEL_ERROR_STATUS.get(type(exc), (500, "server_error"))
+    headers = None
+    if isinstance(exc, model_errors.QueueFull):
+        headers = {"Retry-After": str(exc.retry_after)}
+    return APIError(status, str(exc), type=kind, param=exc.param, code=exc.code, headers=headers)
+
+
+def error_response(exc: APIError) -> JSONResponse:
+    """Render an APIError."""
+    return JSONResponse(
+        envelope(exc.message, exc.type, exc.param, exc.code),
+        status_code=exc.status,
+        headers=exc.headers,
+    )
+
+
+def sse_error(exc: Exception) -> str:
+    """An error event for a stream that has already started."""
+    api = from_model_error(exc) if isinstance(exc, model_errors.ModelError) else None
+    if api is None:
+        api = (
+            exc
+            if isinstance(exc, APIError)
+            else APIError(500, "internal error", type="server_error")
+        )
+    return f"data: {json.dumps(envelope(api.message, api.type, api.param, api.code))}\n\n"
+
+
+def _validation_error(exc: RequestValidationError) -> APIError:
+    first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
+    if first.get("type") == "json_invalid":
+        return APIError(
+            400, f"Request body is not valid JSON: {first.get('msg')}", code="invalid_json"
+        )
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = ".".join(loc) or None
+    message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+    if len(exc.errors()) > 1:
+        message += f" (and {len(exc.errors()) - 1} more problems)"
+    return APIError(422, message, param=param, code="invalid_value")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error, ours or the framework's, answer with the envelope."""
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(model_errors.ModelError)
+    async def _model_error(_: Request, exc: model_errors.ModelError) -> JSONResponse:
+        return error_response(from_model_error(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(_validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return error_response(APIError(exc.status_code, str(exc.detail), code=code))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(
+            APIError(500, "Internal server error; see the server log.", type="server_error")
+        )

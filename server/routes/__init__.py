@@ -1,0 +1,1 @@
+"""HTTP routes: each translates a request and delegates to models/."""

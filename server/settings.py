@@ -1,0 +1,61 @@
+"""Server settings: flags, a YAML config file and MYLLAMA_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.catalog import DEFAULT_MODEL_ID, ModelSpec
+
+
+class ServerSettings(BaseSettings):
+    """Everything `myllama serve` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on.")
+    model: list[str] = Field(
+        default_factory=list,
+        description="Extra model to serve: a GGUF PATH, or ID=PATH (repeatable).",
+    )
+    models: list[ModelSpec] = Field(
+        default_factory=list,
+        description="Models from the config file (id, path or package+file, aliases, n_ctx).",
+    )
+    default_model: str = Field(
+        default=DEFAULT_MODEL_ID, description="Model used when a request names none."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="If set, every /v1 route needs 'Authorization: Bearer KEY'."
+    )
+    n_ctx: int = Field(default=2048, ge=64, description="Context size per request, in tokens.")
+    parallel: int = Field(
+        default=8, ge=1, le=64, description="Requests decoded together (slots per model)."
+    )
+    n_batch: int = Field(
+        default=512, ge=32, description="Tokens per decode step; longer prompts are chunked."
+    )
+    max_queue: int = Field(
+        default=64, ge=0, description="Requests allowed to wait for a slot; beyond it, 429."
+    )
+    n_threads: int | None = Field(default=None, ge=1, description="CPU threads (default: all).")
+    n_gpu_layers: int = Field(
+        default=0, description="Layers offloaded to the GPU (-1: all; needs a GPU build)."
+    )
+    tracking_uri: str = Field(
+        default="sqlite:///mlflow.db", description="MLflow tracking URI for the predictors."
+    )
+    predictors_dir: Path = Field(
+        default=Path("artifacts/predictors"),
+        description="Trained predictor artefacts, used when MLflow has no champion.",
+    )
+    prediction_log: Path = Field(
+        default=Path("predictions.db"), description="SQLite file that logs every prediction."
+    )
+    load_predictors: bool = Field(
+        default=True, description="Load the classical predictors at start-up."
+    )
+    log_level: str = Field(default="info", description="Logging level.")
