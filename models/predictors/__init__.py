@@ -1,0 +1,1 @@
+"""Classical predictors (iris, income, churn): data, schemas, training, loading, prediction log."""

@@ -1,0 +1,144 @@
+"""The prediction log: every served prediction in SQLite, written by a background thread in batches."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    predictor TEXT NOT NULL,
+    version TEXT NOT NULL,
+    label TEXT NOT NULL,
+    probabilities TEXT NOT NULL,
+    inputs TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS predictions_predictor_ts ON predictions (predictor, ts);
+"""
+_INSERT = (
+    "INSERT INTO predictions (ts, predictor, version, label, probabilities, inputs) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_FIXED_COLUMNS = ["ts", "version", "label"]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One request's predictions, queued for the writer."""
+
+    ts: str
+    predictor: str
+    version: str
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+
+
+def _timestamp(moment: datetime) -> str:
+    """A UTC timestamp that sorts as text."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class PredictionLog:
+    """Appends predictions without blocking the caller; `close()` flushes everything queued."""
+
+    def __init__(self, path: Path, batch_size: int = 1000) -> None:
+        self.path = Path(path)
+        self.batch_size = batch_size
+        self._queue: queue.Queue[_Entry | None] = queue.Queue()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(self.path) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+        db.close()
+        self._thread = threading.Thread(target=self._write_loop, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def record(
+        self,
+        predictor: str,
+        version: str,
+        inputs: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
+    ) -> None:
+        """Queue one request's records and predictions (returns at once)."""
+        self._queue.put(_Entry(_timestamp(datetime.now(UTC)), predictor, version, inputs, outputs))
+
+    def close(self) -> None:
+        """Write everything still queued, then stop the writer."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _write_loop(self) -> None:
+        db = sqlite3.connect(self.path)
+        try:
+            running = True
+            while running:
+                entries = [self._queue.get()]
+                while len(entries) < self.batch_size and not self._queue.empty():
+                    entries.append(self._queue.get_nowait())
+                if None in entries:
+                    running = False
+                self._write(db, [e for e in entries if e is not None])
+        finally:
+            db.close()
+
+    def _write(self, db: sqlite3.Connection, entries: list[_Entry]) -> None:
+        rows = [
+            (
+                e.ts,
+                e.predictor,
+                e.version,
+                str(out["label"]),
+                json.dumps(out["probabilities"]),
+                json.dumps(record),
+            )
+            for e in entries
+            for record, out in zip(e.inputs, e.outputs, strict=True)
+        ]
+        if not rows:
+            return
+        try:
+            with db:
+                db.executemany(_INSERT, rows)
+        except sqlite3.Error:
+            log.exception("could not write %d predictions to %s", len(rows), self.path)
+
+
+def read_predictions(
+    path: Path | str, predictor: str, since: datetime | None = None
+) -> pd.DataFrame:
+    """One row per served prediction: "ts" (UTC), "version", "label" and one column per feature."""
+    path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in _FIXED_COLUMNS})
+    query = "SELECT ts, version, label, inputs FROM predictions WHERE predictor = ?"
+    params: list[str] = [predictor]
+    if since is not None:
+        query += " AND ts >= ?"
+        params.append(_timestamp(since if since.tzinfo else since.replace(tzinfo=UTC)))
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        rows = db.execute(query + " ORDER BY id", params).fetchall()
+    db.close()
+    features = pd.DataFrame([json.loads(r[3]) for r in rows], index=range(len(rows)))
+    fixed = pd.DataFrame(
+        {
+            "ts": pd.to_datetime([r[0] for r in rows], utc=True, format="ISO8601"),
+            "version": [r[1] for r in rows],
+            "label": [r[2] for r in rows],
+        }
+    )
+    return pd.concat([fixed, features], axis=1)
