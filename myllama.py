@@ -132,7 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    result = args._run(args)
+    try:
+        result = args._run(args)
+    except (FileNotFoundError, ValueError) as exc:  # bad paths, settings or config: no traceback
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     return int(result or 0)
 
 

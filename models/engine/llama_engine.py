@@ -274,11 +274,13 @@ class LlamaEngine:
         """Queue a request; raises ContextLengthExceeded or QueueFull at once."""
         max_tokens = self.check_fit(len(prompt_tokens), params.max_tokens)
         with self._lock:
-            if self._n_waiting >= self.config.max_queue:
+            free_slots = self.config.parallel - self._stats.running
+            queued = self._n_waiting - free_slots  # requests that will have to wait
+            if queued >= self.config.max_queue:
                 self._stats.rejected += 1
                 raise QueueFull(
-                    f"The server is busy: {self._n_waiting} requests are already waiting "
-                    f"for model {self.model_id!r}. Retry shortly.",
+                    f"The server is busy: {self.config.parallel} requests are running and "
+                    f"{max(queued, 0)} waiting for model {self.model_id!r}. Retry shortly.",
                     retry_after=1,
                 )
             self._n_waiting += 1
