@@ -208,6 +208,7 @@ class LlamaEngine:
             snapshot = EngineStats(**vars(self._stats))
             snapshot.requests_finished = dict(self._stats.requests_finished)
             snapshot.waiting = self._n_waiting
+        snapshot.kv_cells_used = sum(len(s.cached) for s in self._slots if s.request is not None)
         return snapshot
 
     # ---- text ----------------------------------------------------------------
@@ -402,10 +403,6 @@ class LlamaEngine:
         for slot in active:
             if slot.logit_index >= 0:
                 self._sample(slot)
-        with self._lock:
-            self._stats.kv_cells_used = sum(
-                len(s.cached) for s in self._slots if s.request is not None
-            )
 
     def _sample(self, slot: _Slot) -> None:
         """Sample the slot's next token and emit whatever text it completes."""
