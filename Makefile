@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-EXTRAS ?= eval,ui,dev
+EXTRAS ?= eval,ui,dev,bench
 
 .PHONY: install up serve train test lint bench chromium clean
 
