@@ -11,12 +11,13 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from models.catalog import build_catalog
+from models.embedder import Embedder
 from models.engine.llama_engine import EngineConfig
 from models.engine.pool import EnginePool
 from server.auth import require_api_key
 from server.errors import install_error_handlers
 from server.metrics import Metrics
-from server.routes import chat, completions, ops
+from server.routes import chat, completions, embeddings, ops
 from server.routes import models as model_routes
 from server.settings import ServerSettings
 
@@ -66,9 +67,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.load_error = None
     app.state.started_at = int(time.time())
     app.state.metrics = Metrics(app.state.pool.unique)
+    app.state.embedder = Embedder()  # loads its weights on the first /v1/embeddings call
     install_error_handlers(app)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
-    for module in (chat, completions, model_routes):
+    for module in (chat, completions, embeddings, model_routes):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(ops.router)
