@@ -1,0 +1,259 @@
+"""Serving benchmark: My LLAMA vs llama-cpp-python's own server, concurrency sweep, same run.
+
+Usage: .venv/bin/python benchmarks/serving_bench.py [--levels 1,2,4,8,16] [--max-tokens 128]
+Prints per server and level: aggregate output tok/s, TTFT p50/p95, TPOT p50, E2E p95, completed
+streams, and the ratio against llama_cpp.server measured in the same run; also the single-stream
+tok/s of in-process `Llama.create_chat_completion`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from eval.latency import RequestRecord, summarise
+from models.catalog import DEFAULT_MODEL
+from tests.helpers import free_port, running_myllama, wait_for
+
+log = logging.getLogger("serving_bench")
+
+TOPICS = [
+    "a dragon who learns to cook",
+    "a lighthouse keeper",
+    "a robot gardener",
+    "two rival chess players",
+    "a city under the sea",
+    "a lost violin",
+    "a train that never stops",
+    "a cat who runs a bakery",
+]
+
+
+def prompt(i: int) -> list[dict[str, str]]:
+    """A prompt that asks for a long answer."""
+    return [{"role": "user", "content": f"Write a long story about {TOPICS[i % len(TOPICS)]}."}]
+
+
+async def one_request(http: httpx.AsyncClient, url: str, i: int, max_tokens: int) -> RequestRecord:
+    """Stream one chat completion and time every token."""
+    record = RequestRecord(prompt_id=str(i))
+    body = {
+        "model": DEFAULT_MODEL.id,
+        "messages": prompt(i),
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    started = time.perf_counter()
+    chunks = 0
+    done = False
+    try:
+        async with http.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+            if response.status_code != 200:
+                record.error = f"HTTP {response.status_code}"
+                return record
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    done = True
+                    break
+                event = json.loads(data)
+                for choice in event.get("choices") or []:
+                    if (choice.get("delta") or {}).get("content"):
+                        now = time.perf_counter() - started
+                        record.ttft = now if record.ttft is None else record.ttft
+                        record.token_times.append(now)
+                        chunks += 1
+                    record.finish_reason = choice.get("finish_reason") or record.finish_reason
+                if event.get("usage"):
+                    record.output_tokens = event["usage"]["completion_tokens"]
+    except httpx.HTTPError as exc:
+        record.error = f"{type(exc).__name__}: {exc}"
+        return record
+    if not done or record.finish_reason not in ("stop", "length"):
+        record.error = "stream ended early"
+        return record
+    record.e2e = time.perf_counter() - started
+    record.output_tokens = record.output_tokens or chunks
+    return record
+
+
+async def sweep_level(url: str, concurrency: int, requests: int, max_tokens: int) -> dict:
+    """Run `requests` streams with `concurrency` in flight; summarise them."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def gated(http: httpx.AsyncClient, i: int) -> RequestRecord:
+        async with gate:
+            return await one_request(http, url, i, max_tokens)
+
+    limits = httpx.Limits(max_connections=concurrency + 4)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as http:
+        await one_request(http, url, 99, 8)  # warm-up
+        started = time.perf_counter()
+        records = await asyncio.gather(*(gated(http, i) for i in range(requests)))
+        wall = time.perf_counter() - started
+    figures = summarise(list(records), wall)
+    figures["completed"] = float(sum(r.ok for r in records))
+    return figures
+
+
+def in_process_tok_s(max_tokens: int, runs: int = 3) -> float:
+    """Median single-stream tok/s of llama-cpp-python's high-level API in this process."""
+    from llama_cpp import Llama
+
+    llm = Llama(str(DEFAULT_MODEL.gguf_path()), n_ctx=2048, verbose=False)
+    rates = []
+    for i in range(runs):
+        started, tokens = time.perf_counter(), 0
+        for chunk in llm.create_chat_completion(
+            prompt(i), max_tokens=max_tokens, temperature=0, stream=True
+        ):
+            tokens += bool(chunk["choices"][0]["delta"].get("content"))
+        rates.append(tokens / (time.perf_counter() - started))
+    del llm
+    return statistics.median(rates)
+
+
+def run_sweep(name: str, url: str, levels: list[int], max_tokens: int) -> dict[int, dict]:
+    """All concurrency levels against one server."""
+    results = {}
+    for level in levels:
+        requests = max(2 * level, 4)
+        figures = asyncio.run(sweep_level(url, level, requests, max_tokens))
+        log.info(
+            "%s c=%d: %.1f tok/s, %d/%d complete",
+            name,
+            level,
+            figures["output_tok_per_s"],
+            figures["completed"],
+            requests,
+        )
+        results[level] = figures
+    return results
+
+
+def start_baseline(port: int) -> tuple:
+    """llama-cpp-python's own OpenAI server on the same GGUF."""
+    import subprocess
+
+    log_file = open(Path("test-artifacts") / "llama_cpp_server.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(DEFAULT_MODEL.gguf_path()),
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--model_alias",
+            "bench",
+        ],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    return process, log_file
+
+
+def table(ours: dict[int, dict], base: dict[int, dict], single_in_process: float) -> str:
+    """The figures as a Markdown table."""
+    rows = [
+        "| server | clients | tok/s | TTFT p50 | TTFT p95 | TPOT p50 | E2E p95 | complete "
+        "| ×baseline tok/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, results in (("myllama", ours), ("llama_cpp.server", base)):
+        for level, f in results.items():
+            ratio = f["output_tok_per_s"] / max(base[level]["output_tok_per_s"], 1e-9)
+            rows.append(
+                f"| {name} | {level} | {f['output_tok_per_s']:.1f} | {f.get('ttft_s_p50', 0):.3f} "
+                f"| {f.get('ttft_s_p95', 0):.3f} | {f.get('tpot_s_p50', 0) * 1000:.1f} ms "
+                f"| {f.get('e2e_s_p95', 0):.2f} | {int(f['completed'])}/{int(f['requests'])} "
+                f"| {ratio:.2f} |"
+            )
+    first = min(ours)
+    rows.append("")
+    rows.append(
+        f"in-process Llama.create_chat_completion, 1 stream: {single_in_process:.1f} tok/s; "
+        f"myllama 1 stream = {ours[first]['output_tok_per_s'] / single_in_process:.2f}× that"
+    )
+    if 8 in ours:
+        scale = ours[8]["output_tok_per_s"] / max(ours[first]["output_tok_per_s"], 1e-9)
+        rows.append(f"myllama 8 clients = {scale:.2f}x its single stream")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    """Run the sweep against both servers and print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--levels", default="1,2,4,8,16")
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--parallel", type=int, default=16, help="myllama --parallel")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("test-artifacts/serving_bench.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    levels = [int(x) for x in args.levels.split(",")]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    single = in_process_tok_s(args.max_tokens)
+    log.info("in-process single stream: %.1f tok/s", single)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve = [
+        "serve",
+        "--port",
+        str(port),
+        "--parallel",
+        str(args.parallel),
+        "--max-queue",
+        "256",
+        "--no-load-predictors",
+    ]
+    with running_myllama(serve, f"{url}/health", log_name="bench-server"):
+        ours = run_sweep("myllama", url, levels, args.max_tokens)
+
+    base: dict[int, dict] = {}
+    if not args.skip_baseline:
+        port = free_port()
+        process, log_file = start_baseline(port)
+        try:
+            wait_for(f"http://127.0.0.1:{port}/v1/models", process)
+            base = run_sweep(
+                "llama_cpp.server", f"http://127.0.0.1:{port}", levels, args.max_tokens
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            log_file.close()
+    else:
+        base = {
+            level: {"output_tok_per_s": float("nan"), "completed": 0, "requests": 0}
+            for level in levels
+        }
+
+    args.out.write_text(
+        json.dumps({"in_process": single, "myllama": ours, "baseline": base}, indent=1)
+    )
+    sys.stdout.write(table(ours, base, single) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
