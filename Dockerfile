@@ -1,0 +1,87 @@
+# My LLAMA: the OpenAI-compatible server, the predictors, the UI and the default model in one image.
+#
+#   docker build -t myllama .                      # CPU; compiles llama.cpp (~10-25 min on 2 cores)
+#   docker run -p 8000:8000 myllama                # the server; `myllama ui|up|train|eval ...` also work
+#
+# Build arguments:
+#   BASE_IMAGE / BUILD_IMAGE  runtime / build base (default: the official Python slim, Debian bookworm)
+#   EXTRAS                    pyproject extras to install (default "ui,eval"; "ui" leaves out torch,
+#                             /v1/embeddings and `myllama eval`, and makes the image ~1 GB smaller)
+#   TORCH_INDEX_URL           where torch comes from (default: PyTorch's CPU-only index; PyPI's torch
+#                             is the CUDA build, several GB)
+#   CMAKE_ARGS                llama.cpp build options; "-DGGML_CUDA=on" builds for NVIDIA GPUs
+# CUDA build (then run with `--gpus all -e MYLLAMA_N_GPU_LAYERS=-1`):
+#   docker build -t myllama:cuda --build-arg CMAKE_ARGS=-DGGML_CUDA=on \
+#     --build-arg BUILD_IMAGE=nvidia/cuda:12.6.3-devel-ubuntu24.04 \
+#     --build-arg BASE_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04 .
+# A wheels/ folder in the build context (gitignored) is searched before PyPI: prebuilt
+# llama-cpp-python or torch wheels there skip the compile or the download (CI uses it).
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+ARG BUILD_IMAGE=${BASE_IMAGE}
+
+# ---- build: a virtualenv with every dependency, then the project's own wheel -------------------
+FROM ${BUILD_IMAGE} AS build
+ARG EXTRAS=ui,eval
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG CMAKE_ARGS=""
+# PIP_CERT: pip trusts the OS store, so a TLS proxy's CA installed there works too.
+ENV DEBIAN_FRONTEND=noninteractive \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DEFAULT_TIMEOUT=180
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential cmake \
+       $(command -v python3 >/dev/null || echo python3 python3-venv) \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+# Dependency layer: only pyproject.toml and the wheelhouse, so a code change does not reinstall it.
+WORKDIR /build
+# (wheel[s]: the wheelhouse's files land in /build when it exists, and nothing fails when it doesn't.)
+COPY pyproject.toml scripts/pyproject_requirements.py wheel[s] ./
+RUN python pyproject_requirements.py pyproject.toml "$EXTRAS" > requirements.txt \
+    && pip install --find-links /build \
+       ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} \
+       ${CMAKE_ARGS:+--no-binary llama-cpp-python} \
+       -r requirements.txt
+
+# Code layer: the project as a wheel (installed into the runtime stage on its own).
+COPY README.md myllama.py ./
+COPY server ./server
+COPY models ./models
+COPY prompts ./prompts
+COPY eval ./eval
+COPY ui ./ui
+RUN pip wheel --no-deps --wheel-dir /build/dist .
+
+# ---- runtime: slim, no compilers, non-root ------------------------------------------------------
+FROM ${BASE_IMAGE} AS runtime
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+       $(command -v python3 >/dev/null || echo python3 python3-venv) \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 1000 --shell /usr/sbin/nologin myllama \
+    && install -d -o myllama -g myllama /app /var/lib/mlflow
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 \
+    GRADIO_ANALYTICS_ENABLED=False \
+    MYLLAMA_HOST=0.0.0.0
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /build/dist /tmp/dist
+RUN pip install --no-deps --no-index --no-cache-dir /tmp/dist/*.whl && rm -rf /tmp/dist
+
+# Data (the MLflow store, trained predictors, the prediction log) lives in /app, owned by the user;
+# /var/lib/mlflow is the mount point of compose.yaml's MLflow volume.
+WORKDIR /app
+USER myllama
+RUN myllama train all
+
+EXPOSE 8000 7860
+HEALTHCHECK --interval=5s --timeout=5s --start-period=120s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('MYLLAMA_PORT', '8000'), timeout=4)"
+CMD ["myllama", "serve", "--host", "0.0.0.0"]
