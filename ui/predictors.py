@@ -1,0 +1,100 @@
+"""Predictor forms built from the server's JSON Schema: label plus a probability bar chart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ui.client import ServerClient
+from ui.errors import UserFacingError
+
+EMPTY_CHART = pd.DataFrame({"class": [], "probability": []})
+
+
+def _json_type(schema: dict[str, Any]) -> str:
+    """The schema's type, ignoring "null" in a type list."""
+    kind = schema.get("type", "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    return str(kind)
+
+
+def field_component(name: str, schema: dict[str, Any]) -> gr.Component:
+    """One input for one schema property: a dropdown for an enum, a number box for numbers."""
+    label = str(schema.get("title") or name.replace("_", " ").replace("-", " "))
+    info = schema.get("description")
+    default = schema.get("default")
+    if "enum" in schema:
+        choices = [c for c in schema["enum"] if c is not None]
+        return gr.Dropdown(choices=choices, value=default, label=label, info=info, elem_id=name)
+    kind = _json_type(schema)
+    if kind in ("number", "integer"):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        bounds = f"{low} to {high}" if low is not None and high is not None else None
+        return gr.Number(
+            value=default,
+            label=label,
+            info=info or bounds,
+            minimum=low,
+            maximum=high,
+            precision=0 if kind == "integer" else None,
+            elem_id=name,
+        )
+    return gr.Textbox(value=default, label=label, info=info, elem_id=name)
+
+
+def chart_frame(probabilities: dict[str, float]) -> pd.DataFrame:
+    """Class probabilities as rows for the bar chart, most likely first."""
+    ranked = sorted(probabilities.items(), key=lambda kv: -kv[1])
+    return pd.DataFrame({"class": [k for k, _ in ranked], "probability": [v for _, v in ranked]})
+
+
+def build_predictor(client: ServerClient, spec: dict[str, Any]) -> None:
+    """The form, button, label and chart of one predictor, inside the current Blocks."""
+    name = str(spec["name"])
+    properties: dict[str, dict[str, Any]] = spec["input_schema"].get("properties", {})
+    gr.Markdown(
+        f"**{name}** version `{spec.get('version', '?')}` · "
+        f"classes: {', '.join(map(str, spec.get('classes', [])))}"
+    )
+    with gr.Row():
+        with gr.Column(scale=3), gr.Row():
+            fields = [field_component(f"{name}-{key}", sch) for key, sch in properties.items()]
+        with gr.Column(scale=2):
+            button = gr.Button("Predict", variant="primary", elem_id=f"{name}-predict")
+            label = gr.Markdown("", elem_id=f"{name}-label")
+            chart = gr.BarPlot(
+                EMPTY_CHART,
+                x="class",
+                y="probability",
+                y_lim=[0, 1],
+                sort="-y",
+                label="Class probabilities",
+                elem_id=f"{name}-chart",
+            )
+
+    async def predict(*values: Any) -> tuple[str, pd.DataFrame]:
+        """Send the form as one record; show the label and the probabilities."""
+        record = dict(zip(properties, values, strict=True))
+        try:
+            result = await client.predict(name, record)
+        except UserFacingError as problem:
+            return f"**Error:** {problem.message}", EMPTY_CHART
+        best = result.probabilities.get(result.label)
+        confidence = f" ({best:.0%})" if best is not None else ""
+        return f"### Predicted: {result.label}{confidence}", chart_frame(result.probabilities)
+
+    button.click(predict, inputs=fields, outputs=[label, chart], concurrency_limit=None)
+
+
+async def predictor_specs(client: ServerClient) -> tuple[list[dict[str, Any]], str | None]:
+    """The server's predictors, or none and a readable reason."""
+    try:
+        specs = await client.predictors()
+    except UserFacingError as problem:
+        return [], f"**Error:** {problem.message}"
+    if not specs:
+        return [], "The server has no predictors loaded (train them with `myllama train all`)."
+    return specs, None
