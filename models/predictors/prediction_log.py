@@ -1,4 +1,4 @@
-"""The prediction log: every served prediction in SQLite, written by a background thread in batches."""
+"""The prediction log: every served prediction in SQLite, written in batches by a thread."""
 
 from __future__ import annotations
 

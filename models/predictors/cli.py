@@ -1,0 +1,91 @@
+"""`myllama train [iris|income|churn|all]`: train, print held-out metrics, log to MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.predictors.registry import PREDICTOR_NAMES
+
+STEPS = 5  # load, fit, evaluate, MLflow, artefact (see train.train)
+
+
+class TrainSettings(BaseSettings):
+    """Everything `myllama train` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
+
+    tracking_uri: str = Field(
+        default="sqlite:///mlflow.db", description="MLflow tracking URI for the predictors."
+    )
+    predictors_dir: Path = Field(
+        default=Path("artifacts/predictors"),
+        description="Where the trained artefacts are saved (the server's fallback).",
+    )
+    log_level: str = Field(default="warning", description="Logging level.")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the train flags."""
+    from myllama import add_settings_flags
+
+    parser.add_argument(
+        "predictor",
+        nargs="?",
+        default="all",
+        choices=[*PREDICTOR_NAMES, "all"],
+        help="Which predictor to train (default: all).",
+    )
+    add_settings_flags(parser, TrainSettings)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, show progress on stderr, print one JSON line of results on stdout."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from models.predictors.train import train
+    from myllama import load_settings
+
+    settings = load_settings(TrainSettings, args)
+    names = list(PREDICTOR_NAMES) if args.predictor == "all" else [args.predictor]
+    console = Console(stderr=True)
+    results = []
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.fields[name]:<7}"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        for name in names:
+            task = progress.add_task("waiting", total=STEPS, name=name)
+
+            def step(what: str, task: TaskID = task) -> None:
+                progress.update(task, description=what, advance=1)
+
+            result = train(name, settings.tracking_uri, settings.predictors_dir, step=step)
+            progress.update(task, description=f"v{result.version} registered", completed=STEPS)
+            results.append(result)
+    for r in results:
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in r.metrics.items())
+        console.print(f"[bold]{r.name}[/] v{r.version} (alias champion): {shown}")
+    payload = {
+        "tracking_uri": settings.tracking_uri,
+        "predictors": {r.name: {"version": r.version, **r.metrics} for r in results},
+    }
+    sys.stdout.write(json.dumps(payload) + "\n")
+    return 0

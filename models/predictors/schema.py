@@ -1,0 +1,124 @@
+"""Input schemas learned from the training data (JSON Schema) and validation of incoming records."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from models.predictors.datasets import LABEL
+
+MAX_RECORDS = 10_000
+
+
+class InvalidInput(ValueError):
+    """A record does not match the predictor's input schema."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the plain Python value JSON needs."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _feature_schema(column: pd.Series) -> dict[str, Any]:
+    """One feature's JSON Schema: a string enum, or a number/integer with its training range."""
+    values = column.dropna()
+    if not pd.api.types.is_numeric_dtype(column):
+        return {"type": "string", "enum": sorted(str(v) for v in values.unique())}
+    kind = "integer" if pd.api.types.is_integer_dtype(column) else "number"
+    schema: dict[str, Any] = {
+        "type": kind,
+        "minimum": _plain(values.min()),
+        "maximum": _plain(values.max()),
+    }
+    if kind == "integer" and set(values.unique()) <= {0, 1}:
+        schema["enum"] = [0, 1]
+    return schema
+
+
+def input_schema(train: pd.DataFrame) -> dict[str, Any]:
+    """The JSON Schema of one input record, learned from the training frame."""
+    features = [c for c in train.columns if c != LABEL]
+    return {
+        "type": "object",
+        "properties": {name: _feature_schema(train[name]) for name in features},
+        "required": features,
+        "additionalProperties": False,
+    }
+
+
+def categorical_features(schema: dict[str, Any]) -> list[str]:
+    """The string-valued features."""
+    return [n for n, s in schema["properties"].items() if s["type"] == "string"]
+
+
+def numeric_features(schema: dict[str, Any]) -> list[str]:
+    """The number- and integer-valued features."""
+    return [n for n, s in schema["properties"].items() if s["type"] != "string"]
+
+
+def _check_value(value: Any, spec: dict[str, Any], param: str) -> Any:
+    """The value if it fits the feature's schema, else InvalidInput naming the field."""
+    if spec["type"] == "string":
+        if not isinstance(value, str) or value not in spec["enum"]:
+            allowed = ", ".join(repr(v) for v in spec["enum"])
+            message = f"{param}: {value!r} is not one of the allowed values: {allowed}"
+            raise InvalidInput(message, param)
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput(f"{param}: expected a {spec['type']}, got {value!r}", param)
+    if spec["type"] == "integer":
+        if isinstance(value, float) and not value.is_integer():
+            raise InvalidInput(f"{param}: expected an integer, got {value!r}", param)
+        value = int(value)
+    if "enum" in spec and value not in spec["enum"]:
+        raise InvalidInput(f"{param}: {value!r} is not one of {spec['enum']}", param)
+    if not spec["minimum"] <= value <= spec["maximum"]:
+        raise InvalidInput(
+            f"{param}: {value!r} is outside the range seen in training "
+            f"[{spec['minimum']}, {spec['maximum']}]",
+            param,
+        )
+    return value
+
+
+def validate_records(schema: dict[str, Any], records: list[Any]) -> list[dict[str, Any]]:
+    """The records, checked and converted, or InvalidInput naming the first bad field."""
+    if not records:
+        raise InvalidInput("inputs: give at least one record", "inputs")
+    if len(records) > MAX_RECORDS:
+        raise InvalidInput(f"inputs: at most {MAX_RECORDS} records per request", "inputs")
+    properties: dict[str, dict[str, Any]] = schema["properties"]
+    clean = []
+    for i, record in enumerate(records):
+        where = f"inputs[{i}]"
+        if not isinstance(record, dict):
+            raise InvalidInput(f"{where}: expected an object of features", where)
+        unknown = sorted(set(record) - set(properties))
+        if unknown:
+            expected = ", ".join(properties)
+            raise InvalidInput(
+                f"{where}.{unknown[0]}: unknown feature; expected: {expected}",
+                f"{where}.{unknown[0]}",
+            )
+        missing = [name for name in properties if name not in record]
+        if missing:
+            raise InvalidInput(f"{where}.{missing[0]}: missing feature", f"{where}.{missing[0]}")
+        clean.append({n: _check_value(record[n], s, f"{where}.{n}") for n, s in properties.items()})
+    return clean
+
+
+def to_frame(schema: dict[str, Any], records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Validated records as the frame the pipeline was trained on."""
+    frame = pd.DataFrame.from_records(records, columns=list(schema["properties"]))
+    for name, spec in schema["properties"].items():
+        if spec["type"] == "number":
+            frame[name] = frame[name].astype("float64")
+        elif spec["type"] == "string":
+            frame[name] = frame[name].astype(object)
+    return frame

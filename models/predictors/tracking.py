@@ -1,0 +1,23 @@
+"""MLflow access for the predictors: imported lazily, offline (no telemetry), store detection."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+def offline() -> None:
+    """Switch MLflow's telemetry off before it is first imported (we run offline)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def store_exists(tracking_uri: str) -> bool:
+    """False for a local store (sqlite file or folder) that was never created; servers are tried."""
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme == "sqlite":
+        path = tracking_uri.removeprefix("sqlite:///")
+        return path == ":memory:" or Path(path).is_file()
+    if parsed.scheme in ("", "file"):
+        return Path(parsed.path or tracking_uri).is_dir()
+    return True
