@@ -17,7 +17,7 @@ from models.engine.pool import EnginePool
 from server.auth import require_api_key
 from server.errors import install_error_handlers
 from server.metrics import Metrics
-from server.routes import chat, completions, embeddings, ops
+from server.routes import chat, completions, embeddings, ops, predictors
 from server.routes import models as model_routes
 from server.settings import ServerSettings
 
@@ -50,11 +50,15 @@ async def _load(app: FastAPI) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start loading engines; close them on shutdown."""
     loader = asyncio.create_task(_load(app))
+    predictor_loader = predictors.start(app)
     try:
         yield
     finally:
         loader.cancel()
+        if predictor_loader is not None:
+            predictor_loader.cancel()
         app.state.pool.close()
+        predictors.stop(app)
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -70,7 +74,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.embedder = Embedder()  # loads its weights on the first /v1/embeddings call
     install_error_handlers(app)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
-    for module in (chat, completions, embeddings, model_routes):
+    for module in (chat, completions, embeddings, model_routes, predictors):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(ops.router)

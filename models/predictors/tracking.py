@@ -8,8 +8,9 @@ from urllib.parse import urlparse
 
 
 def offline() -> None:
-    """Switch MLflow's telemetry off before it is first imported (we run offline)."""
+    """Switch MLflow's telemetry and progress bars off before it is first imported."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def store_exists(tracking_uri: str) -> bool:
