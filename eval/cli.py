@@ -1,0 +1,78 @@
+"""`myllama eval run | tag-reference | drift`: the last stdout line is one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from eval.settings import EvalRunSettings, TabularDriftSettings
+from myllama import add_settings_flags, load_settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the eval sub-subcommands and their flags."""
+    sub = parser.add_subparsers(dest="eval_command", required=True, metavar="ACTION")
+    run_parser = sub.add_parser(
+        "run", help="Load-test the server, embed its answers, compare with the reference run."
+    )
+    add_settings_flags(run_parser, EvalRunSettings)
+    tag = sub.add_parser("tag-reference", help="Make an eval run the reference of its prompt set.")
+    tag.add_argument("run_id", metavar="RUN_ID")
+    tag.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI, help="MLflow tracking URI.")
+    drift = sub.add_parser(
+        "drift", help="Tabular drift of a predictor's logged traffic against its training data."
+    )
+    add_settings_flags(drift, TabularDriftSettings)
+
+
+def _emit(result: dict[str, Any]) -> None:
+    """The one JSON object on the last line of stdout."""
+    sys.stdout.flush()
+    print(json.dumps(result, default=str), flush=True)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.eval_command == "run":
+        from eval.run import execute
+
+        result, code = execute(load_settings(EvalRunSettings, args))
+        _emit(result)
+        return code
+    if args.eval_command == "tag-reference":
+        from mlflow.tracking import MlflowClient
+
+        from eval.tracking import tag_reference
+
+        _emit(tag_reference(MlflowClient(args.tracking_uri), args.run_id))
+        return 0
+    from eval.predictor_drift import execute as drift
+
+    _emit(drift(load_settings(TabularDriftSettings, args)))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen action; exit 0 whether or not drift is found, 2 on a usage problem."""
+    from eval.tracking import EvalError
+    from prompts.sets import PromptSetError
+
+    try:
+        return _dispatch(args)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+            for e in exc.errors()
+        )
+        print(f"myllama eval: {problems}", file=sys.stderr)
+    except (EvalError, PromptSetError) as exc:
+        print(f"myllama eval: {exc}", file=sys.stderr)
+    return 2

@@ -1,0 +1,85 @@
+"""PNG plots for MLflow (matplotlib, Agg backend): latency CDFs, similarities, distributions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from eval.latency import RequestRecord
+
+
+def latency_cdfs(levels: dict[int, list[RequestRecord]], path: Path) -> Path:
+    """Empirical CDFs of TTFT, TPOT and E2E, one line per concurrency level."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    figures = {
+        "TTFT (s)": lambda r: r.ttft,
+        "TPOT (s)": lambda r: r.tpot,
+        "E2E latency (s)": lambda r: r.e2e,
+    }
+    for ax, (title, get) in zip(axes, figures.items(), strict=True):
+        for concurrency, records in sorted(levels.items()):
+            values = np.sort([v for r in records if r.ok and (v := get(r)) is not None])
+            if len(values):
+                ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post")
+                ax.lines[-1].set_label(f"concurrency {concurrency}")
+        ax.set_xlabel(title)
+        ax.set_ylabel("share of requests")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def similarity(ids: list[str], paired: np.ndarray, threshold: float | None, path: Path) -> Path:
+    """Per-prompt cosine similarity to the reference answer, lowest first."""
+    order = np.argsort(paired)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.18 * len(ids)), 4.5))
+    ax.bar(range(len(ids)), paired[order], color="tab:blue")
+    if threshold is not None:
+        ax.axhline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:.3f}")
+        ax.legend()
+    ax.set_xticks(range(len(ids)), [ids[i] for i in order], rotation=90, fontsize=6)
+    ax.set_ylabel("cosine similarity to the reference")
+    ax.set_ylim(min(0.0, float(paired.min())), 1.02)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def distribution(
+    name: str, reference: pd.Series, current: pd.Series, kind: str, path: Path
+) -> Path:
+    """Reference vs current distribution of one column (histogram or category shares)."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ref, cur = reference.dropna(), current.dropna()
+    if kind == "numeric":
+        ref_values, cur_values = ref.to_numpy(float), cur.to_numpy(float)
+        bins = np.histogram_bin_edges(np.r_[ref_values, cur_values], bins=30)
+        ax.hist(ref_values, bins=bins, density=True, alpha=0.5, label="reference")
+        ax.hist(cur_values, bins=bins, density=True, alpha=0.5, label="current")
+    else:
+        shares = pd.DataFrame(
+            {
+                "reference": ref.astype(str).value_counts(normalize=True),
+                "current": cur.astype(str).value_counts(normalize=True),
+            }
+        ).fillna(0.0)
+        shares = shares.sort_values("reference", ascending=False).head(20)
+        shares.plot.bar(ax=ax, alpha=0.8)
+        ax.tick_params(axis="x", labelsize=7)
+    ax.set_title(name)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,94 @@
+"""Settings of `myllama eval run` and `myllama eval drift` (flags and MYLLAMA_* variables)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.predictors.registry import PREDICTOR_NAMES
+
+
+class EvalRunSettings(BaseSettings):
+    """What `myllama eval run` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
+
+    prompts: str = Field(
+        default="general",
+        description="Prompt set: a shipped name (general, smoke) or a JSONL path.",
+    )
+    server_url: str = Field(
+        default="http://127.0.0.1:8000", description="The running server (with or without /v1)."
+    )
+    api_key: SecretStr | None = Field(default=None, description="The server's API key, if any.")
+    model: str | None = Field(default=None, description="Model id (default: the server's).")
+    system: str | None = Field(
+        default=None, description="System message that replaces (or is added to) every prompt's."
+    )
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Output token limit (default: each prompt's, else 256)."
+    )
+    seed: int | None = Field(default=None, description="Sampling seed sent with every request.")
+    concurrency: str = Field(
+        default="1,4,8", description="Comma-separated concurrency levels, e.g. 1,4,8."
+    )
+    repeats: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="Passes per concurrency level; 2+ passes in all calibrate the noise floor.",
+    )
+    limit: int | None = Field(default=None, ge=2, description="Use only the first N prompts.")
+    reference: str | None = Field(
+        default=None,
+        description="Reference RUN_ID, or 'latest' (default: latest run tagged reference).",
+    )
+    tracking_uri: str = Field(default="sqlite:///mlflow.db", description="MLflow tracking URI.")
+    experiment: str = Field(default="myllama-eval", description="MLflow experiment name.")
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="Significance level.")
+    permutations: int = Field(
+        default=1000, ge=99, description="Permutations / bootstrap resamples per drift test."
+    )
+
+    @field_validator("concurrency")
+    @classmethod
+    def _levels(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise ValueError("give positive integers separated by commas, e.g. 1,4,8")
+        return ",".join(parts)
+
+    @property
+    def levels(self) -> list[int]:
+        """The concurrency levels, in the order given."""
+        return [int(p) for p in self.concurrency.split(",")]
+
+
+class TabularDriftSettings(BaseSettings):
+    """What `myllama eval drift` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
+
+    predictor: str = Field(description=f"Predictor: one of {', '.join(PREDICTOR_NAMES)}.")
+    since: datetime | None = Field(
+        default=None, description="Only predictions logged at or after this ISO date/time (UTC)."
+    )
+    prediction_log: Path = Field(
+        default=Path("predictions.db"), description="SQLite prediction log written by the server."
+    )
+    psi: bool = Field(default=False, description="Use PSI (threshold 0.1) for every column.")
+    tracking_uri: str = Field(default="sqlite:///mlflow.db", description="MLflow tracking URI.")
+    experiment: str = Field(default="myllama-drift", description="MLflow experiment name.")
+
+    @field_validator("predictor")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in PREDICTOR_NAMES:
+            raise ValueError(
+                f"unknown predictor {value!r}; choose from {', '.join(PREDICTOR_NAMES)}"
+            )
+        return value
