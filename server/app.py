@@ -32,6 +32,7 @@ def _engine_config(settings: ServerSettings) -> EngineConfig:
         max_queue=settings.max_queue,
         n_threads=settings.n_threads,
         n_gpu_layers=settings.n_gpu_layers,
+        prefix_cache=settings.prefix_cache,
     )
 
 

@@ -41,6 +41,9 @@ class ServerSettings(BaseSettings):
     max_queue: int = Field(
         default=64, ge=0, description="Requests allowed to wait for a slot; beyond it, 429."
     )
+    prefix_cache: bool = Field(
+        default=True, description="Reuse a free slot's cached prompt prefix (e.g. a system prompt)."
+    )
     n_threads: int | None = Field(default=None, ge=1, description="CPU threads (default: all).")
     n_gpu_layers: int = Field(
         default=0, description="Layers offloaded to the GPU (-1: all; needs a GPU build)."

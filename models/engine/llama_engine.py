@@ -51,6 +51,7 @@ class EngineConfig:
     max_queue: int = 64
     n_threads: int | None = None
     n_gpu_layers: int = 0
+    prefix_cache: bool = True
 
 
 class GenerationStream:
@@ -129,6 +130,7 @@ class LlamaEngine:
         if not self._model:
             raise EngineFailure(f"llama.cpp could not load {self.path}")
         self._vocab = llc.llama_model_get_vocab(self._model)
+        self._pieces: dict[int, bytes] = {}
         self._n_vocab = llc.llama_vocab_n_tokens(self._vocab)
         n_ctx = min(spec.n_ctx or config.n_ctx, llc.llama_model_n_ctx_train(self._model))
         cparams = llc.llama_context_default_params()
@@ -188,6 +190,7 @@ class LlamaEngine:
             "parallel": self.config.parallel,
             "n_batch": self.config.n_batch,
             "max_queue": self.config.max_queue,
+            "prefix_cache": self.config.prefix_cache,
             "n_threads": self._threads,
             "n_gpu_layers": self.config.n_gpu_layers,
             "chat_template_sha256": hashlib.sha256(self._template.source.encode()).hexdigest(),
@@ -237,11 +240,16 @@ class LlamaEngine:
         return self.tokenize(text, add_special=add_bos)
 
     def _piece(self, token: int, special: bool = False) -> bytes:
+        cached = self._pieces.get(token) if not special else None
+        if cached is not None:
+            return cached
         buf = ctypes.create_string_buffer(64)
         n = llc.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
         if n < 0:
             buf = ctypes.create_string_buffer(-n)
             n = llc.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
+        if not special:
+            self._pieces[token] = buf.raw[:n]
         return buf.raw[:n]
 
     def _special_text(self, token: int) -> str:
@@ -349,6 +357,8 @@ class LlamaEngine:
             self._leave_queue()
             slot = max(free, key=lambda s: _common_prefix(s.cached, request.prompt))
             keep = min(_common_prefix(slot.cached, request.prompt), len(request.prompt) - 1)
+            if not self.config.prefix_cache:
+                keep = 0
             if not llc.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1):
                 llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
                 keep = 0
