@@ -110,6 +110,38 @@ async def sweep_level(url: str, concurrency: int, requests: int, max_tokens: int
     return figures
 
 
+SYSTEM = "You are a careful assistant for a shipping company. " + " ".join(
+    f"Rule {i}: answer politely, cite the handbook section {i}, and never guess." for i in range(40)
+)
+
+
+def prefix_reuse_ttft(url: str, requests: int = 8) -> dict[str, float]:
+    """TTFT of sequential requests that share a long system prompt, and the tokens reused."""
+    ttfts, cached, prompt_tokens = [], 0, 0
+    with httpx.Client(timeout=120) as http:
+        for i in range(requests + 1):
+            body = {
+                "model": DEFAULT_MODEL.id,
+                "max_tokens": 1,
+                "temperature": 0,
+                "messages": [
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": f"Question {i}: where is my parcel?"},
+                ],
+            }
+            started = time.perf_counter()
+            usage = http.post(f"{url}/v1/chat/completions", json=body).json()["usage"]
+            if i:  # the first request fills the cache
+                ttfts.append(time.perf_counter() - started)
+                cached += usage["prompt_tokens_details"]["cached_tokens"]
+                prompt_tokens += usage["prompt_tokens"]
+    return {
+        "ttft_p50_s": statistics.median(ttfts),
+        "cached_share": cached / prompt_tokens,
+        "prompt_tokens": prompt_tokens / requests,
+    }
+
+
 def in_process_tok_s(max_tokens: int, runs: int = 3) -> float:
     """Median single-stream tok/s of llama-cpp-python's high-level API in this process."""
     from llama_cpp import Llama
@@ -228,6 +260,10 @@ def main() -> int:
     ]
     with running_myllama(serve, f"{url}/health", log_name="bench-server"):
         ours = run_sweep("myllama", url, levels, args.max_tokens)
+        reuse = prefix_reuse_ttft(url)
+    with running_myllama([*serve, "--no-prefix-cache"], f"{url}/health", log_name="bench-server"):
+        no_reuse = prefix_reuse_ttft(url)
+    log.info("prefix reuse: %s; without: %s", reuse, no_reuse)
 
     base: dict[int, dict] = {}
     if not args.skip_baseline:
@@ -248,10 +284,21 @@ def main() -> int:
             for level in levels
         }
 
-    args.out.write_text(
-        json.dumps({"in_process": single, "myllama": ours, "baseline": base}, indent=1)
-    )
+    results = {
+        "in_process": single,
+        "myllama": ours,
+        "baseline": base,
+        "prefix_reuse": reuse,
+        "no_prefix_reuse": no_reuse,
+    }
+    args.out.write_text(json.dumps(results, indent=1))
     sys.stdout.write(table(ours, base, single) + "\n")
+    sys.stdout.write(
+        f"shared {reuse['prompt_tokens']:.0f}-token system prompt, max_tokens=1: TTFT p50 "
+        f"{reuse['ttft_p50_s'] * 1000:.0f} ms with prefix reuse ({reuse['cached_share']:.0%} of "
+        f"prompt tokens reused) vs {no_reuse['ttft_p50_s'] * 1000:.0f} ms without "
+        f"({no_reuse['ttft_p50_s'] / reuse['ttft_p50_s']:.1f}x)\n"
+    )
     return 0
 
 
