@@ -26,19 +26,26 @@ def _plain(value: Any) -> Any:
 
 
 def _feature_schema(column: pd.Series) -> dict[str, Any]:
-    """One feature's JSON Schema: a string enum, or a number/integer with its training range."""
+    """One feature's JSON Schema: a string enum, or a number/integer with a plausible range.
+
+    The range is the training range widened by its own span on each side (never below 0 for a
+    feature that was never negative): absurd values are refused, unseen but sane ones are not.
+    """
     values = column.dropna()
     if not pd.api.types.is_numeric_dtype(column):
         return {"type": "string", "enum": sorted(str(v) for v in values.unique())}
     kind = "integer" if pd.api.types.is_integer_dtype(column) else "number"
-    schema: dict[str, Any] = {
+    low, high = _plain(values.min()), _plain(values.max())
+    if kind == "integer" and {low, high} <= {0, 1}:
+        return {"type": kind, "minimum": 0, "maximum": 1, "enum": [0, 1]}
+    span = high - low
+    minimum = max(low - span, 0) if low >= 0 else low - span
+    return {
         "type": kind,
-        "minimum": _plain(values.min()),
-        "maximum": _plain(values.max()),
+        "minimum": minimum if kind == "integer" else round(minimum, 6),
+        "maximum": high + span if kind == "integer" else round(high + span, 6),
+        "description": f"seen in training: {low} to {high}",
     }
-    if kind == "integer" and set(values.unique()) <= {0, 1}:
-        schema["enum"] = [0, 1]
-    return schema
 
 
 def input_schema(train: pd.DataFrame) -> dict[str, Any]:
@@ -80,7 +87,7 @@ def _check_value(value: Any, spec: dict[str, Any], param: str) -> Any:
         raise InvalidInput(f"{param}: {value!r} is not one of {spec['enum']}", param)
     if not spec["minimum"] <= value <= spec["maximum"]:
         raise InvalidInput(
-            f"{param}: {value!r} is outside the range seen in training "
+            f"{param}: {value!r} is outside the allowed range "
             f"[{spec['minimum']}, {spec['maximum']}]",
             param,
         )
