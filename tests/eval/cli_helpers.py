@@ -1,0 +1,36 @@
+"""Running `myllama eval ...` as a real process and reading its last stdout line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from tests.helpers import ROOT
+
+
+def start_eval(args: list[str]) -> subprocess.Popen[str]:
+    """Start `myllama eval ARGS` (stdout and stderr captured)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "myllama", "eval", *args],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 300) -> tuple[int, dict[str, Any], str]:
+    """Wait; the exit code, the JSON object on the last stdout line, and stderr."""
+    out, err = process.communicate(timeout=timeout)
+    lines = out.strip().splitlines()
+    assert lines, f"no stdout; stderr:\n{err[-3000:]}"
+    return process.returncode, json.loads(lines[-1]), err
+
+
+def eval_cli(args: list[str], timeout: float = 300) -> tuple[int, dict[str, Any], str]:
+    """Run `myllama eval ARGS` to the end."""
+    return finish(start_eval(args), timeout)
