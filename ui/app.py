@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -31,8 +30,13 @@ def build_app(settings: UISettings) -> gr.Blocks:
             with gr.Tab("Predictors", id="predictors"):
                 reload = gr.Button("↻ Reload predictors", size="sm", elem_id="reload-predictors")
                 catalog = gr.State(([], "Asking the server for its predictors…"))
-                for trigger in (demo.load, reload.click):
-                    trigger(partial(predictor_specs, client), outputs=catalog)
+
+                async def fetch_predictors() -> tuple[list[dict[str, Any]], str | None]:
+                    """Ask the server for its predictors."""
+                    return await predictor_specs(client)
+
+                demo.load(fetch_predictors, outputs=catalog)
+                reload.click(fetch_predictors, outputs=catalog)
 
                 @gr.render(inputs=catalog)
                 def predictor_tabs(found: tuple[list[dict[str, Any]], str | None]) -> None:
@@ -40,6 +44,7 @@ def build_app(settings: UISettings) -> gr.Blocks:
                     specs, problem = found
                     if problem:
                         gr.Markdown(problem, elem_id="predictors-status")
+                        return
                     with gr.Tabs():
                         for spec in specs:
                             with gr.Tab(str(spec["name"]).title(), id=f"tab-{spec['name']}"):

@@ -1,0 +1,74 @@
+"""Browser-test fixtures: Debian's Chromium, a server with trained predictors, the UI in front."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from tests.conftest import API_KEY
+from tests.helpers import ROOT, free_port, running_myllama
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "test-artifacts" / "ui"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The server and the UI under test."""
+
+    server_url: str
+    ui_url: str
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Predictors trained by the real CLI into a temp store, the server on it, the UI in front."""
+    work = tmp_path_factory.mktemp("ui-stack")
+    store = ["--tracking-uri", f"sqlite:///{work}/mlflow.db"]
+    store += ["--predictors-dir", str(work / "predictors")]
+    subprocess.run(
+        [sys.executable, "-m", "myllama", "train", "all", *store],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    server_port, ui_port = free_port(), free_port()
+    server_url = f"http://127.0.0.1:{server_port}"
+    serve = ["serve", "--port", str(server_port), "--api-key", API_KEY, *store]
+    serve += ["--prediction-log", str(work / "predictions.db")]
+    ui = ["ui", "--port", str(ui_port), "--server-url", server_url, "--api-key", API_KEY]
+    ui_url = f"http://127.0.0.1:{ui_port}"
+    with (
+        running_myllama(serve, f"{server_url}/health"),
+        running_myllama(ui, f"{ui_url}/", log_name="ui"),
+    ):
+        yield Stack(server_url, ui_url)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    if not CHROMIUM.exists() and shutil.which("chromium") is None:
+        pytest.fail("Chromium is missing: run `make chromium` (apt-get install chromium).")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    print(f"\nUI screenshots go to {ARTIFACTS}")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -1,0 +1,177 @@
+"""The UI in a real Chromium, against the real server with the real model and trained predictors."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import API_KEY
+from tests.helpers import free_port, running_myllama
+from tests.ui.conftest import ARTIFACTS, Stack
+
+pytestmark = pytest.mark.browser
+
+STATS = re.compile(r"TTFT (\d+\.\d\d) s · (\d+\.\d|–) tok/s · (\d+) tokens")
+
+
+def running_requests(server_url: str) -> float:
+    """The server's myllama_requests_running gauge, summed over models."""
+    text = httpx.get(f"{server_url}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "myllama_requests_running"
+        for sample in family.samples
+    )
+
+
+def predictor_specs(server_url: str) -> dict[str, dict[str, Any]]:
+    """The predictors as the server describes them."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    body = httpx.get(f"{server_url}/v1/predictors", headers=headers, timeout=10).json()
+    return {spec["name"]: spec for spec in body["data"]}
+
+
+def open_ui(browser: Browser, url: str) -> Page:
+    """A fresh page on the UI."""
+    page = browser.new_page(viewport={"width": 1280, "height": 960})
+    page.goto(url)
+    return page
+
+
+@pytest.fixture
+def page(chromium: Browser, stack: Stack) -> Iterator[Page]:
+    """The UI, connected to the server."""
+    page = open_ui(chromium, stack.ui_url)
+    expect(page.locator("#server-status")).to_contain_text("Connected", timeout=60_000)
+    yield page
+    page.close()
+
+
+def send(page: Page, text: str) -> None:
+    """Type a message and press Enter."""
+    box = page.locator("#chat-input textarea")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_chat_streams_an_answer_and_shows_its_figures(page: Page) -> None:
+    page.get_by_label("System prompt (library)").click()
+    page.get_by_role("option", name="concise").click()
+    expect(page.locator("#system-prompt textarea")).to_have_value(re.compile("concise assistant"))
+    send(page, "Name three colours of the rainbow.")
+    stats = page.locator("#chat-stats")
+    expect(stats).to_contain_text("streaming…", timeout=60_000)  # pieces arrive one by one
+    partial = page.get_by_test_id("bot").last.inner_text()
+    expect(stats).to_contain_text("tokens", timeout=120_000)
+    final = page.get_by_test_id("bot").last.inner_text()
+    assert final.strip() and final.startswith(partial.rstrip("…").strip()[:5])
+    figures = STATS.search(stats.inner_text())
+    assert figures, stats.inner_text()
+    assert float(figures.group(1)) > 0 and int(figures.group(3)) >= 1
+    expect(page.get_by_test_id("user").last).to_have_text("Name three colours of the rainbow.")
+    page.screenshot(path=ARTIFACTS / "chat.png", full_page=True)
+
+    page.locator("#clear").click()
+    expect(page.get_by_test_id("bot")).to_have_count(0)
+
+
+def test_stop_closes_the_request_and_frees_the_slot(page: Page, stack: Stack) -> None:
+    page.get_by_label("number input for Max tokens").fill("1536")
+    page.get_by_label("number input for Max tokens").press("Enter")
+    send(page, "Write a very long story about a dragon who learns to bake bread.")
+    expect(page.locator("#chat-stats")).to_contain_text("streaming…", timeout=60_000)
+    assert running_requests(stack.server_url) >= 1
+    page.locator("#stop").click()
+    expect(page.locator("#chat-stats")).to_contain_text("Stopped")
+    deadline = time.monotonic() + 10
+    while running_requests(stack.server_url) > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert running_requests(stack.server_url) == 0
+    assert page.get_by_test_id("bot").last.inner_text().strip()  # the partial answer stays
+    page.screenshot(path=ARTIFACTS / "chat-stopped.png", full_page=True)
+
+
+def open_predictor(page: Page, title: str) -> None:
+    """Go to the Predictors tab and one predictor's sub-tab."""
+    page.get_by_role("tab", name="Predictors").click()
+    page.get_by_role("tab", name=title).click()
+
+
+def field(page: Page, predictor: str, feature: str) -> Any:
+    """The input element of one form field."""
+    return page.locator(f'[id="{predictor}-{feature}"]').locator("input").first
+
+
+def test_iris_form_predicts_a_species(page: Page, stack: Stack) -> None:
+    spec = predictor_specs(stack.server_url)["iris"]
+    open_predictor(page, "Iris")
+    measures = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    assert set(spec["input_schema"]["properties"]) == set(measures)
+    for feature, value in measures.items():
+        field(page, "iris", feature).fill(str(value))
+    page.locator("#iris-predict").click()
+    label = page.locator("#iris-label")
+    expect(label).to_contain_text("Predicted: setosa", timeout=30_000)
+    expect(page.locator("#iris-chart").locator("canvas, svg").first).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "iris.png", full_page=True)
+
+
+def pick(page: Page, predictor: str, feature: str, value: Any) -> None:
+    """Choose a value in a dropdown."""
+    box = field(page, predictor, feature)
+    box.click()
+    page.get_by_role("option", name=str(value), exact=True).click()
+
+
+def fill_from_schema(page: Page, predictor: str, spec: dict[str, Any]) -> None:
+    """Fill every field with a valid value taken from the schema itself."""
+    for feature, schema in spec["input_schema"]["properties"].items():
+        if "enum" in schema:
+            pick(page, predictor, feature, schema["enum"][len(schema["enum"]) // 2])
+        else:
+            middle = (schema["minimum"] + schema["maximum"]) / 2
+            value = round(middle) if schema["type"] == "integer" else round(middle, 2)
+            field(page, predictor, feature).fill(str(value))
+
+
+@pytest.mark.parametrize("name", ["income", "churn"])
+def test_form_built_from_the_schema_predicts_a_class(page: Page, stack: Stack, name: str) -> None:
+    spec = predictor_specs(stack.server_url)[name]
+    open_predictor(page, name.title())
+    page.locator(f"#{name}-predict").click()  # an empty form: a readable 422, no traceback
+    expect(page.locator(f"#{name}-label")).to_contain_text(
+        "rejected the request (422)", timeout=30_000
+    )
+    fill_from_schema(page, name, spec)
+    page.locator(f"#{name}-predict").click()
+    label = page.locator(f"#{name}-label")
+    expect(label).to_contain_text("Predicted:", timeout=30_000)
+    predicted = label.inner_text().split("Predicted:")[1].split("(")[0].strip()
+    assert predicted in [str(c) for c in spec["classes"]]
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def test_ui_starts_without_a_server_and_says_so(chromium: Browser) -> None:
+    port, dead = free_port(), f"http://127.0.0.1:{free_port()}"
+    args = ["ui", "--port", str(port), "--server-url", dead, "--timeout", "3"]
+    with running_myllama(args, f"http://127.0.0.1:{port}/", log_name="ui-down"):
+        page = open_ui(chromium, f"http://127.0.0.1:{port}")
+        expect(page.locator("#server-status")).to_contain_text(
+            f"Not connected. Cannot reach the server at {dead}", timeout=30_000
+        )
+        send(page, "hello?")
+        expect(page.locator("#chat-stats")).to_contain_text("Error: Cannot reach the server")
+        expect(page.locator("#chat-input textarea")).to_have_value("hello?")  # kept for a retry
+        page.get_by_role("tab", name="Predictors").click()
+        expect(page.locator("#predictors-status")).to_contain_text("Cannot reach the server")
+        page.screenshot(path=ARTIFACTS / "server-down.png", full_page=True)
+        assert "Traceback" not in page.content()
+        page.close()
