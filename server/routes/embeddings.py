@@ -29,6 +29,14 @@ class EmbeddingRequest(BaseModel):
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None
 
+    @field_validator("input", mode="before")
+    @classmethod
+    def _text_only(cls, value: object) -> object:
+        items = value if isinstance(value, list) else [value]
+        if any(not isinstance(item, str) for item in items):
+            raise ValueError("only text is accepted: a string or a list of strings (no token ids)")
+        return value
+
     @field_validator("input")
     @classmethod
     def _non_empty(cls, value: str | list[str]) -> str | list[str]:
