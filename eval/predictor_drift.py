@@ -11,7 +11,7 @@ import mlflow
 
 from eval import plots
 from eval.settings import TabularDriftSettings
-from eval.tabular_drift import table_drift
+from eval.tabular_drift import TEST_METHODS, table_drift
 from eval.tracking import KIND_TAG, EvalError
 from models.predictors.datasets import LABEL, load_training_frame
 from models.predictors.prediction_log import read_predictions
@@ -89,9 +89,10 @@ def execute(settings: TabularDriftSettings) -> dict[str, Any]:
                     path,
                 )
                 mlflow.log_artifact(str(path), "distributions")
+    tests = [c.statistic for c in result.features if c.method in TEST_METHODS]
     drift = {
         "detected": result.dataset_drift,
-        "p_value": None,
+        "p_value": min(tests) if tests else None,
         "reason": reason,
         "share_drifted_features": result.share_drifted,
         "drifted_features": drifted,

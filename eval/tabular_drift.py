@@ -16,6 +16,7 @@ PSI_BINS = 10
 DATASET_SHARE = 0.5
 MAX_DISCRETE_VALUES = 5  # numeric columns with this few distinct values count as categorical
 _EPS = 1e-4
+TEST_METHODS = frozenset({"ks", "z_two_proportions", "chi_square"})  # their statistic is a p-value
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def column_drift(
             method, value = "chi_square", chi_square(*counts)
         else:
             method, value = "jensen_shannon", jensen_shannon(*counts)
-    is_test = method in ("ks", "z_two_proportions", "chi_square")
+    is_test = method in TEST_METHODS
     threshold = ALPHA if is_test else DISTANCE_THRESHOLD
     drifted = value < threshold if is_test else value >= threshold
     return ColumnDrift(name, kind, method, value, threshold, drifted, len(reference), len(current))

@@ -34,3 +34,10 @@ def finish(process: subprocess.Popen[str], timeout: float = 300) -> tuple[int, d
 def eval_cli(args: list[str], timeout: float = 300) -> tuple[int, dict[str, Any], str]:
     """Run `myllama eval ARGS` to the end."""
     return finish(start_eval(args), timeout)
+
+
+def eval_fails(args: list[str], timeout: float = 120) -> tuple[int, str]:
+    """Run `myllama eval ARGS` expected to fail: the exit code and stderr."""
+    process = start_eval(args)
+    _, err = process.communicate(timeout=timeout)
+    return process.returncode, err

@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import Server
-from tests.eval.cli_helpers import eval_cli, finish, start_eval
+from tests.eval.cli_helpers import eval_cli, eval_fails, finish, start_eval
 
 SYSTEM = "You are a helpful assistant."
 ONE_WORD = "Answer every question with one word."
@@ -166,17 +166,11 @@ def test_ctrl_c_ends_the_run_killed_with_what_it_has(server: Server, store: str)
 
 
 def test_usage_problems_exit_2_with_a_message(store: str) -> None:
-    code, err = _fails(["run", "--concurrency", "1,x", "--tracking-uri", store])
+    code, err = eval_fails(["run", "--concurrency", "1,x", "--tracking-uri", store])
     assert code == 2 and "--concurrency" in err
-    code, err = _fails(["run", "--prompts", "nope", "--tracking-uri", store])
+    code, err = eval_fails(["run", "--prompts", "nope", "--tracking-uri", store])
     assert code == 2 and "prompt set not found" in err
-    code, err = _fails(["run", "--prompts", "smoke", "--server-url", "http://127.0.0.1:9"])
+    code, err = eval_fails(["run", "--prompts", "smoke", "--server-url", "http://127.0.0.1:9"])
     assert code == 2 and "cannot read the models" in err
-    code, err = _fails(["tag-reference", "0" * 32, "--tracking-uri", store])
+    code, err = eval_fails(["tag-reference", "0" * 32, "--tracking-uri", store])
     assert code == 2 and "not found" in err
-
-
-def _fails(args: list[str]) -> tuple[int, str]:
-    process = start_eval(args)
-    _, err = process.communicate(timeout=120)
-    return process.returncode, err
