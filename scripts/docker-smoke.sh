@@ -82,7 +82,7 @@ build_image() {
     local start seconds bytes
     start="$(date +%s)"
     # TORCH_INDEX_URL is emptied: the CPU torch comes from the wheelhouse.
-    docker build --network host --build-arg TORCH_INDEX_URL= -t "$IMAGE" . \
+    docker build --network host --force-rm --build-arg TORCH_INDEX_URL= -t "$IMAGE" . \
         >/tmp/myllama-docker-build.log 2>&1 \
         || { tail -40 /tmp/myllama-docker-build.log >&2; die "docker build"; }
     seconds=$(($(date +%s) - start))
