@@ -10,8 +10,6 @@ import pandas as pd
 from ui.client import ServerClient
 from ui.errors import UserFacingError
 
-EMPTY_CHART = pd.DataFrame({"class": [], "probability": []})
-
 
 def _json_type(schema: dict[str, Any]) -> str:
     """The schema's type, ignoring "null" in a type list."""
@@ -21,18 +19,18 @@ def _json_type(schema: dict[str, Any]) -> str:
     return str(kind)
 
 
-def field_component(name: str, schema: dict[str, Any]) -> gr.Component:
+def field_component(name: str, schema: dict[str, Any], elem_id: str) -> gr.Component:
     """One input for one schema property: a dropdown for an enum, a number box for numbers."""
     label = str(schema.get("title") or name.replace("_", " ").replace("-", " "))
     info = schema.get("description")
     default = schema.get("default")
     if "enum" in schema:
         choices = [c for c in schema["enum"] if c is not None]
-        return gr.Dropdown(choices=choices, value=default, label=label, info=info, elem_id=name)
+        return gr.Dropdown(choices=choices, value=default, label=label, info=info, elem_id=elem_id)
     kind = _json_type(schema)
     if kind in ("number", "integer"):
         low, high = schema.get("minimum"), schema.get("maximum")
-        bounds = f"{low} to {high}" if low is not None and high is not None else None
+        bounds = f"from {low} to {high}" if low is not None and high is not None else None
         return gr.Number(
             value=default,
             label=label,
@@ -40,9 +38,9 @@ def field_component(name: str, schema: dict[str, Any]) -> gr.Component:
             minimum=low,
             maximum=high,
             precision=0 if kind == "integer" else None,
-            elem_id=name,
+            elem_id=elem_id,
         )
-    return gr.Textbox(value=default, label=label, info=info, elem_id=name)
+    return gr.Textbox(value=default, label=label, info=info, elem_id=elem_id)
 
 
 def chart_frame(probabilities: dict[str, float]) -> pd.DataFrame:
@@ -61,12 +59,12 @@ def build_predictor(client: ServerClient, spec: dict[str, Any]) -> None:
     )
     with gr.Row():
         with gr.Column(scale=3), gr.Row():
-            fields = [field_component(f"{name}-{key}", sch) for key, sch in properties.items()]
+            fields = [field_component(key, sch, f"{name}-{key}") for key, sch in properties.items()]
         with gr.Column(scale=2):
             button = gr.Button("Predict", variant="primary", elem_id=f"{name}-predict")
             label = gr.Markdown("", elem_id=f"{name}-label")
             chart = gr.BarPlot(
-                EMPTY_CHART,
+                None,  # an empty frame would fix the axis types before the first answer
                 x="class",
                 y="probability",
                 y_lim=[0, 1],
@@ -75,13 +73,13 @@ def build_predictor(client: ServerClient, spec: dict[str, Any]) -> None:
                 elem_id=f"{name}-chart",
             )
 
-    async def predict(*values: Any) -> tuple[str, pd.DataFrame]:
+    async def predict(*values: Any) -> tuple[str, pd.DataFrame | None]:
         """Send the form as one record; show the label and the probabilities."""
         record = dict(zip(properties, values, strict=True))
         try:
             result = await client.predict(name, record)
         except UserFacingError as problem:
-            return f"**Error:** {problem.message}", EMPTY_CHART
+            return f"**Error:** {problem.message}", None
         best = result.probabilities.get(result.label)
         confidence = f" ({best:.0%})" if best is not None else ""
         return f"### Predicted: {result.label}{confidence}", chart_frame(result.probabilities)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
@@ -35,6 +37,16 @@ class Stack:
     ui_url: str
 
 
+def wait_for_predictors(server_url: str, timeout: float = 120.0) -> None:
+    """Poll /v1/predictors until the server has loaded them (they load after /health is up)."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{server_url}/v1/predictors", headers=headers).status_code == 503:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"predictors not loaded after {timeout}s")
+        time.sleep(0.3)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Predictors trained by the real CLI into a temp store, the server on it, the UI in front."""
@@ -58,6 +70,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         running_myllama(serve, f"{server_url}/health"),
         running_myllama(ui, f"{ui_url}/", log_name="ui"),
     ):
+        wait_for_predictors(server_url)
         yield Stack(server_url, ui_url)
 
 

@@ -120,7 +120,7 @@ def test_iris_form_predicts_a_species(page: Page, stack: Stack) -> None:
     page.locator("#iris-predict").click()
     label = page.locator("#iris-label")
     expect(label).to_contain_text("Predicted: setosa", timeout=30_000)
-    expect(page.locator("#iris-chart").locator("canvas, svg").first).to_be_visible()
+    expect(page.locator("#iris-chart .mark-rect path")).to_have_count(len(spec["classes"]))
     page.screenshot(path=ARTIFACTS / "iris.png", full_page=True)
 
 
@@ -128,7 +128,8 @@ def pick(page: Page, predictor: str, feature: str, value: Any) -> None:
     """Choose a value in a dropdown."""
     box = field(page, predictor, feature)
     box.click()
-    page.get_by_role("option", name=str(value), exact=True).click()
+    options = page.locator(f'[id="{box.get_attribute("aria-controls")}"]')
+    options.get_by_role("option", name=str(value), exact=True).click()
 
 
 def fill_from_schema(page: Page, predictor: str, spec: dict[str, Any]) -> None:
@@ -156,6 +157,7 @@ def test_form_built_from_the_schema_predicts_a_class(page: Page, stack: Stack, n
     expect(label).to_contain_text("Predicted:", timeout=30_000)
     predicted = label.inner_text().split("Predicted:")[1].split("(")[0].strip()
     assert predicted in [str(c) for c in spec["classes"]]
+    expect(page.locator(f"#{name}-chart .mark-rect path")).to_have_count(len(spec["classes"]))
     page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
