@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,15 +104,18 @@ def _log_to_mlflow(
         )
         mlflow.log_dict(card, CARD_FILE)
         example = features.head(3)
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=infer_signature(example, pipeline.predict(example)),
-            input_example=example,
-            registered_model_name=name,
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}", "pandas", "numpy"],
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        )
+        with warnings.catch_warnings():
+            # our inputs never hold missing integers; MLflow's hint about them is noise here
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                signature=infer_signature(example, pipeline.predict(example)),
+                input_example=example,
+                registered_model_name=name,
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}", "pandas", "numpy"],
+                skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            )
     version = str(info.registered_model_version)
     mlflow.MlflowClient().set_registered_model_alias(name, ALIAS, version)
     return version, run.info.run_id
