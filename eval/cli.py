@@ -13,8 +13,6 @@ from pydantic import ValidationError
 from eval.settings import EvalRunSettings, TabularDriftSettings
 from myllama import add_settings_flags, load_settings
 
-log = logging.getLogger(__name__)
-
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
@@ -41,6 +39,8 @@ def _emit(result: dict[str, Any]) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    for noisy in ("httpx", "httpx2"):  # one INFO line per request would bury the progress bar
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.eval_command == "run":
         from eval.run import execute
 

@@ -55,11 +55,12 @@ async def _one(sdk: AsyncOpenAI, prompt: Prompt, sampling: Sampling, model: str)
     """Send one streamed request and time it."""
     record = RequestRecord(prompt.id)
     parts: list[str] = []
+    messages: Any = prompt.with_system(sampling.system)  # plain dicts, as the API takes them
     start = time.perf_counter()
     try:
         stream = await sdk.chat.completions.create(
             model=model,
-            messages=prompt.with_system(sampling.system),  # type: ignore[arg-type]
+            messages=messages,
             temperature=sampling.temperature,
             max_tokens=sampling.tokens_for(prompt),
             seed=sampling.seed,

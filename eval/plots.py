@@ -64,7 +64,7 @@ def distribution(
     ref, cur = reference.dropna(), current.dropna()
     if kind == "numeric":
         ref_values, cur_values = ref.to_numpy(float), cur.to_numpy(float)
-        bins = np.histogram_bin_edges(np.r_[ref_values, cur_values], bins=30)
+        bins = np.histogram_bin_edges(np.r_[ref_values, cur_values], bins=30).tolist()
         ax.hist(ref_values, bins=bins, density=True, alpha=0.5, label="reference")
         ax.hist(cur_values, bins=bins, density=True, alpha=0.5, label="current")
     else:
