@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         TimeElapsedColumn,
     )
 
+    from models.predictors.datasets import DatasetUnavailable
     from models.predictors.train import train
     from myllama import load_settings
 
@@ -77,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
             def step(what: str, task: TaskID = task) -> None:
                 progress.update(task, description=what, advance=1)
 
-            result = train(name, settings.tracking_uri, settings.predictors_dir, step=step)
+            try:
+                result = train(name, settings.tracking_uri, settings.predictors_dir, step=step)
+            except DatasetUnavailable as exc:
+                raise SystemExit(f"myllama train {name}: {exc}") from exc
             progress.update(task, description=f"v{result.version} registered", completed=STEPS)
             results.append(result)
     for r in results:
