@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import API_KEY, Server
-from tests.helpers import ROOT, free_port, running_myllama
+from tests.helpers import free_port, running_myllama
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     flags = ["--tracking-uri", uri, "--predictors-dir", str(work / "predictors")]
     done = subprocess.run(
         [sys.executable, "-m", "myllama", "train", "all", *flags],
-        cwd=ROOT,
+        cwd=work,  # MLflow puts the run artefacts in ./mlruns: keep them in the temp folder
         capture_output=True,
         text=True,
         timeout=600,
