@@ -1,4 +1,4 @@
-"""Smoke checks against a running My LLAMA container: auth, a chat completion, a predictor call."""
+"""Smoke checks against a running My LLAMA container: auth, chat, embeddings, a predictor call."""
 
 from __future__ import annotations
 
@@ -49,6 +49,17 @@ def check_chat(base_url: str, api_key: str) -> dict[str, object]:
     return {"model": model, "answer": content, "seconds": round(seconds, 3)}
 
 
+def check_embeddings(base_url: str, api_key: str) -> dict[str, object]:
+    """The image's eval extra works offline: /v1/embeddings returns one unit-length vector."""
+    client = openai.OpenAI(base_url=f"{base_url}/v1", api_key=api_key, timeout=120)
+    reply = client.embeddings.create(model="all-MiniLM-L6-v2", input="a quantised llama")
+    vector = reply.data[0].embedding
+    norm = sum(x * x for x in vector) ** 0.5
+    check(len(reply.data) == 1 and len(vector) > 0, f"embeddings: {len(reply.data)} vectors")
+    check(abs(norm - 1.0) < 1e-3, f"embeddings: not unit-normalised (norm {norm:.4f})")
+    return {"model": reply.model, "dimensions": len(vector)}
+
+
 def check_predictor(base_url: str, api_key: str) -> dict[str, object]:
     """The iris predictor is listed and classifies the first iris flower as setosa."""
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -79,6 +90,7 @@ def main() -> int:
         check_auth(base_url)
         result = {
             "chat": check_chat(base_url, args.api_key),
+            "embeddings": check_embeddings(base_url, args.api_key),
             "predict": check_predictor(base_url, args.api_key),
         }
     except (SmokeFailure, openai.OpenAIError, httpx.HTTPError) as exc:
