@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Docker smoke test (CI): build the image, run it, chat with the openai SDK, call a predictor, clean up.
+# Docker smoke test (CI): build the image, run it, check chat (openai SDK), embeddings and a predictor.
 #
 # Starts a Docker engine if none answers, and builds a stand-in for the official Python base image
 # (debootstrap) when no registry can be reached. Prints the build time and the image size. Exits
@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE="${IMAGE:-myllama:smoke}"
-# The Dockerfile's `ARG BASE_IMAGE` default; keep the two in step.
+# The base image named by the Dockerfile's `ARG BASE_IMAGE` default.
 BASE_IMAGE="${BASE_IMAGE:-$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile)}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 HEALTH_TIMEOUT="${HEALTH_TIMEOUT:-300}"
@@ -65,7 +65,9 @@ fill_wheelhouse() {
     local llama torch
     llama="$(sed -n 's/.*"llama-cpp-python==\([^"]*\)".*/\1/p' pyproject.toml)"
     torch="$(sed -n 's/.*"torch==\([^"]*\)".*/\1/p' pyproject.toml)"
-    [ -n "$llama" ] && [ -n "$torch" ] || die "pyproject.toml pins no llama-cpp-python or torch"
+    if [ -z "$llama" ] || [ -z "$torch" ]; then
+        die "pyproject.toml pins no llama-cpp-python or torch"
+    fi
     mkdir -p wheels
     if ! compgen -G "wheels/llama_cpp_python-$llama-*.whl" >/dev/null; then
         say "wheelhouse: llama-cpp-python $llama (from pip's cache, or compiled once here)"
