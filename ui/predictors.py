@@ -31,12 +31,11 @@ def field_component(name: str, schema: dict[str, Any], elem_id: str) -> gr.Compo
     if kind in ("number", "integer"):
         low, high = schema.get("minimum"), schema.get("maximum")
         bounds = f"from {low} to {high}" if low is not None and high is not None else None
+        # No minimum/maximum here: the server checks ranges and names the field in its 422.
         return gr.Number(
             value=default,
             label=label,
             info=info or bounds,
-            minimum=low,
-            maximum=high,
             precision=0 if kind == "integer" else None,
             elem_id=elem_id,
         )

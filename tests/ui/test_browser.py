@@ -141,6 +141,11 @@ def fill_from_schema(page: Page, predictor: str, spec: dict[str, Any]) -> None:
             middle = (schema["minimum"] + schema["maximum"]) / 2
             value = round(middle) if schema["type"] == "integer" else round(middle, 2)
             field(page, predictor, feature).fill(str(value))
+    for feature, schema in spec["input_schema"]["properties"].items():
+        if "enum" not in schema:
+            middle = (schema["minimum"] + schema["maximum"]) / 2
+            value = round(middle) if schema["type"] == "integer" else round(middle, 2)
+            expect(field(page, predictor, feature)).to_have_value(str(value))
 
 
 @pytest.mark.parametrize("name", ["income", "churn"])

