@@ -1,0 +1,60 @@
+"""The chat handler end to end against the real server: streaming, history, trimming, errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prompts.library import load_library
+from tests.conftest import Server
+from ui.chat import ChatTab
+from ui.client import ServerClient
+
+Turn = tuple[list[dict[str, str]], list[dict[str, str]], str, str]
+
+
+def run_turn(tab: ChatTab, message: str, history: list[dict[str, str]], **kw: float) -> list[Turn]:
+    """Every update one turn yields (chatbot, history, input box, stats)."""
+
+    async def collect() -> list[Turn]:
+        settings = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 48.0, **kw}
+        updates = tab.respond(message, history, None, "Be brief.", **settings)
+        return [update async for update in updates]
+
+    return asyncio.run(collect())
+
+
+def test_answers_stream_and_history_grows_turn_by_turn(server: Server) -> None:
+    tab = ChatTab(ServerClient(server.url, server.api_key, timeout=60), load_library())
+    first = run_turn(tab, "What is the capital of France?", [])
+    streaming = [u for u in first if u[3].endswith("streaming…")]
+    assert len(streaming) >= 2  # the answer grew piece by piece
+    chatbot, history, box, stats = first[-1]
+    assert box == "" and chatbot == history
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    assert history[1]["content"].strip()
+    assert "TTFT" in stats and "tokens" in stats and "left out" not in stats
+
+    second = run_turn(tab, "And of Italy?", history)
+    assert [m["role"] for m in second[-1][1]] == ["user", "assistant"] * 2
+
+
+def test_long_history_is_trimmed_so_the_real_server_accepts_it(server: Server) -> None:
+    tab = ChatTab(ServerClient(server.url, server.api_key, timeout=60), load_library())
+    filler = "The quick brown fox jumps over the lazy dog, again and again. " * 12
+    history = [
+        {"role": role, "content": f"{i}: {filler}"}
+        for i in range(30)
+        for role in ("user", "assistant")
+    ]  # about 9,000 tokens: four times the 2,048-token context
+    *_, (_, kept, _, stats) = run_turn(tab, "Summarise our talk.", history, max_tokens=128.0)
+    assert "older message(s) left out to fit the context" in stats, stats
+    assert "TTFT" in stats  # the server answered: no context overflow
+    assert kept[:-2] == history  # the UI still shows the whole conversation
+
+
+def test_errors_become_a_stats_line_and_keep_the_message(server: Server) -> None:
+    tab = ChatTab(ServerClient(server.url, "wrong-key"), load_library())
+    updates = run_turn(tab, "hello?", [])
+    chatbot, history, box, stats = updates[-1]
+    assert stats.startswith("**Error:** The server at ") and "(401)" in stats
+    assert box == "hello?" and history == [] and chatbot == []
