@@ -27,6 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def start(settings: UISettings) -> gr.Blocks:
     """Build the app and serve it in the background."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    for chatty in ("httpx", "httpx2"):  # one INFO line per request to the server otherwise
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     from ui.app import THEME, build_app
 
     demo = build_app(settings)
