@@ -16,7 +16,7 @@ TARGET_S = 10.0
 
 
 def _answers(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reference and current unit vectors sharing one direction, the current slightly moved."""
+    """Reference unit vectors sharing one direction; the current ones: the same plus small noise."""
     rng = np.random.default_rng(seed)
     centre = rng.normal(size=(1, dim))
     reference = unit_rows(centre + 1.5 * rng.normal(size=(n, dim)))
@@ -52,7 +52,7 @@ def main() -> None:
         f"{args.permutations} permutations/resamples: best {best:.2f} s, worst {worst:.2f} s "
         f"(target ≤ {TARGET_S:.0f} s: {'met' if worst <= TARGET_S else 'NOT met'})"
     )
-    print(f"  verdict on the synthetic shift: {report.reason}")
+    print(f"  verdict (same answers plus small per-answer noise): {report.reason}")
 
     embedder = Embedder()
     start = time.perf_counter()
