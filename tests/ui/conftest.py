@@ -74,9 +74,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(server_url, ui_url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    """Debian's Chromium driven by Playwright (never a downloaded browser).
+
+    Module-scoped: Playwright's sync API holds an event loop while it runs, which would
+    break asyncio.run in the tests collected after the browser tests.
+    """
     if not CHROMIUM.exists() and shutil.which("chromium") is None:
         pytest.fail("Chromium is missing: run `make chromium` (apt-get install chromium).")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

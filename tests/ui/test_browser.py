@@ -64,9 +64,11 @@ def send(page: Page, text: str) -> None:
 
 def test_chat_streams_an_answer_and_shows_its_figures(page: Page) -> None:
     page.get_by_label("System prompt (library)").click()
-    page.get_by_role("option", name="concise").click()
-    expect(page.locator("#system-prompt textarea")).to_have_value(re.compile("concise assistant"))
-    send(page, "Name three colours of the rainbow.")
+    page.get_by_role("option", name="teacher").click()
+    expect(page.locator("#system-prompt textarea")).to_have_value(re.compile("patient teacher"))
+    page.get_by_label("number input for Temperature").fill("0")
+    page.get_by_label("number input for Temperature").press("Enter")
+    send(page, "Explain how a rainbow forms.")
     stats = page.locator("#chat-stats")
     expect(stats).to_contain_text("streaming…", timeout=60_000)  # pieces arrive one by one
     partial = page.get_by_test_id("bot").last.inner_text()
@@ -76,7 +78,7 @@ def test_chat_streams_an_answer_and_shows_its_figures(page: Page) -> None:
     figures = STATS.search(stats.inner_text())
     assert figures, stats.inner_text()
     assert float(figures.group(1)) > 0 and int(figures.group(3)) >= 1
-    expect(page.get_by_test_id("user").last).to_have_text("Name three colours of the rainbow.")
+    expect(page.get_by_test_id("user").last).to_have_text("Explain how a rainbow forms.")
     page.screenshot(path=ARTIFACTS / "chat.png", full_page=True)
 
     page.locator("#clear").click()
