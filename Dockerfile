@@ -21,9 +21,6 @@ ARG BUILD_IMAGE=${BASE_IMAGE}
 
 # ---- build: a virtualenv with every dependency, then the project's own wheel -------------------
 FROM ${BUILD_IMAGE} AS build
-ARG EXTRAS=ui,eval
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ARG CMAKE_ARGS=""
 # PIP_CERT: pip trusts the OS store, so a TLS proxy's CA installed there works too.
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
@@ -41,6 +38,10 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /build
 # (wheel[s]: the wheelhouse's files land in /build when it exists, and nothing fails when it doesn't.)
 COPY pyproject.toml scripts/pyproject_requirements.py wheel[s] ./
+# (Build arguments are declared where they are used: changing one keeps the layers above cached.)
+ARG EXTRAS=ui,eval
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG CMAKE_ARGS=""
 RUN python pyproject_requirements.py pyproject.toml "$EXTRAS" > requirements.txt \
     && pip install --find-links /build \
        ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} \
@@ -64,9 +65,9 @@ FROM ${BASE_IMAGE} AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
-       $(command -v python3 >/dev/null || echo python3 python3-venv) \
+       $(command -v python3 >/dev/null || echo python3) \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 1000 --shell /usr/sbin/nologin myllama \
+    && useradd --create-home --uid 10001 --shell /usr/sbin/nologin myllama \
     && install -d -o myllama -g myllama /app /var/lib/mlflow
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
