@@ -23,7 +23,7 @@ def answers(url: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_up_starts_both_and_stops_both(tmp_path: Path, stop_with: signal.Signals) -> None:
     config = tmp_path / "server.yaml"
     config.write_text(
