@@ -82,15 +82,20 @@ fill_wheelhouse() {
 
 build_image() {
     local start seconds bytes
-    start="$(date +%s)"
     # TORCH_INDEX_URL is emptied: the CPU torch comes from the wheelhouse.
-    docker build --network host --force-rm --build-arg TORCH_INDEX_URL= -t "$IMAGE" . \
-        >/tmp/myllama-docker-build.log 2>&1 \
+    local args=(--network host --force-rm --label myllama.smoke=1 --build-arg TORCH_INDEX_URL=)
+    start="$(date +%s)"
+    docker build "${args[@]}" -t "$IMAGE" . >/tmp/myllama-docker-build.log 2>&1 \
         || { tail -40 /tmp/myllama-docker-build.log >&2; die "docker build"; }
     seconds=$(($(date +%s) - start))
     bytes="$(docker image inspect -f '{{.Size}}' "$IMAGE")"
     say "build: ${seconds} s; image $IMAGE: $((bytes / 1000000)) MB"
     echo "docker_build_seconds=$seconds image_size_mb=$((bytes / 1000000))"
+    # Disk: tag the build stage (the next run's cache; already built, so instant), then drop this
+    # script's older untagged images, which a dependency change leaves behind (GBs each).
+    docker build "${args[@]}" --target build -t "$IMAGE-build" . >/dev/null 2>&1 \
+        || die "tagging the build stage"
+    docker image prune -f --filter label=myllama.smoke=1 >/dev/null
 }
 
 cleanup() {
