@@ -107,6 +107,9 @@ async def sweep_level(url: str, concurrency: int, requests: int, max_tokens: int
         wall = time.perf_counter() - started
     figures = summarise(list(records), wall)
     figures["completed"] = float(sum(r.ok for r in records))
+    # aggregate throughput counts every token streamed, also those of streams cut short
+    received = sum(r.output_tokens if r.ok else len(r.token_times) for r in records)
+    figures["output_tok_per_s"] = received / wall
     return figures
 
 
@@ -236,6 +239,8 @@ def main() -> int:
     parser.add_argument("--levels", default="1,2,4,8,16")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--parallel", type=int, default=16, help="myllama --parallel")
+    parser.add_argument("--n-threads", type=int, default=None, help="myllama --n-threads")
+    parser.add_argument("--skip-in-process", action="store_true")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("test-artifacts/serving_bench.json"))
     args = parser.parse_args()
@@ -243,7 +248,7 @@ def main() -> int:
     levels = [int(x) for x in args.levels.split(",")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
-    single = in_process_tok_s(args.max_tokens)
+    single = float("nan") if args.skip_in_process else in_process_tok_s(args.max_tokens)
     log.info("in-process single stream: %.1f tok/s", single)
 
     port = free_port()
@@ -257,6 +262,7 @@ def main() -> int:
         "--max-queue",
         "256",
         "--no-load-predictors",
+        *(["--n-threads", str(args.n_threads)] if args.n_threads else []),
     ]
     with running_myllama(serve, f"{url}/health", log_name="bench-server"):
         ours = run_sweep("myllama", url, levels, args.max_tokens)
