@@ -7,6 +7,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,12 +53,29 @@ def _timestamp(moment: datetime) -> str:
 
 
 class PredictionLog:
-    """Appends predictions without blocking the caller; `close()` flushes everything queued."""
+    """Appends predictions without blocking the caller; `close()` flushes everything queued.
 
-    def __init__(self, path: Path, batch_size: int = 1000) -> None:
+    A failed batch (e.g. "database is locked") is retried with a doubling backoff; rows are
+    dropped, with an error in the log, only after the last attempt. After `close()`, `record()`
+    writes synchronously, so nothing is lost.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        batch_size: int = 1000,
+        lock_timeout: float = 5.0,
+        attempts: int = 5,
+        backoff: float = 0.05,
+    ) -> None:
         self.path = Path(path)
         self.batch_size = batch_size
+        self.lock_timeout = lock_timeout
+        self.attempts = attempts
+        self.backoff = backoff
         self._queue: queue.Queue[_Entry | None] = queue.Queue()
+        self._closed = False
+        self._state_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(self.path) as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -73,17 +91,30 @@ class PredictionLog:
         inputs: list[dict[str, Any]],
         outputs: list[dict[str, Any]],
     ) -> None:
-        """Queue one request's records and predictions (returns at once)."""
-        self._queue.put(_Entry(_timestamp(datetime.now(UTC)), predictor, version, inputs, outputs))
+        """Queue one request's predictions (returns at once; written synchronously after close)."""
+        entry = _Entry(_timestamp(datetime.now(UTC)), predictor, version, inputs, outputs)
+        with self._state_lock:
+            if not self._closed:
+                self._queue.put(entry)
+                return
+        log.warning("prediction log %s is closed; writing %s synchronously", self.path, predictor)
+        db = sqlite3.connect(self.path, timeout=self.lock_timeout)
+        try:
+            self._write(db, [entry])
+        finally:
+            db.close()
 
     def close(self) -> None:
         """Write everything still queued, then stop the writer."""
-        if self._thread.is_alive():
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
             self._queue.put(None)
-            self._thread.join()
+        self._thread.join()
 
     def _write_loop(self) -> None:
-        db = sqlite3.connect(self.path)
+        db = sqlite3.connect(self.path, timeout=self.lock_timeout)
         try:
             running = True
             while running:
@@ -97,25 +128,51 @@ class PredictionLog:
             db.close()
 
     def _write(self, db: sqlite3.Connection, entries: list[_Entry]) -> None:
-        rows = [
-            (
-                e.ts,
-                e.predictor,
-                e.version,
-                str(out["label"]),
-                json.dumps(out["probabilities"]),
-                json.dumps(record),
-            )
-            for e in entries
-            for record, out in zip(e.inputs, e.outputs, strict=True)
-        ]
+        """Insert one batch, retrying any failure; never raises (the writer thread must live on)."""
+        rows: list[tuple[str, ...]] = []
+        for e in entries:
+            try:
+                rows += [
+                    (
+                        e.ts,
+                        e.predictor,
+                        e.version,
+                        str(out["label"]),
+                        json.dumps(out["probabilities"]),
+                        json.dumps(record),
+                    )
+                    for record, out in zip(e.inputs, e.outputs, strict=True)
+                ]
+            except Exception:
+                log.exception("DROPPED a %s request's %d predictions", e.predictor, len(e.inputs))
         if not rows:
             return
-        try:
-            with db:
-                db.executemany(_INSERT, rows)
-        except sqlite3.Error:
-            log.exception("could not write %d predictions to %s", len(rows), self.path)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with db:
+                    db.executemany(_INSERT, rows)
+                return
+            except Exception as exc:
+                if attempt == self.attempts:
+                    log.error(
+                        "DROPPED %d predictions: could not write them to %s after %d attempts",
+                        len(rows),
+                        self.path,
+                        attempt,
+                        exc_info=True,
+                    )
+                    return
+                delay = self.backoff * 2 ** (attempt - 1)
+                log.warning(
+                    "writing %d predictions to %s failed (%s); retry %d/%d in %.2fs",
+                    len(rows),
+                    self.path,
+                    exc,
+                    attempt,
+                    self.attempts - 1,
+                    delay,
+                )
+                time.sleep(delay)
 
 
 def read_predictions(
