@@ -76,7 +76,7 @@ class Predictor:
 
 
 def _from_mlflow(name: str, tracking_uri: str) -> Predictor | None:
-    """The registered champion, or None when MLflow has none."""
+    """The registered champion, or None when MLflow has none; card and model of the same version."""
     offline()
     import mlflow
     import mlflow.sklearn
@@ -89,7 +89,7 @@ def _from_mlflow(name: str, tracking_uri: str) -> Predictor | None:
         return None
     mlflow.set_tracking_uri(tracking_uri)
     card = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/{CARD_FILE}")
-    pipeline = mlflow.sklearn.load_model(f"models:/{name}@{ALIAS}")
+    pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
     return Predictor(
         name,
         str(version.version),
@@ -119,6 +119,24 @@ def _from_artefact(name: str, predictors_dir: Path) -> Predictor | None:
     )
 
 
+def _load_one(name: str, tracking_uri: str | None, predictors_dir: Path) -> Predictor | None:
+    """One predictor: its champion, else its artefact; a broken one is logged, never raised."""
+    if tracking_uri is not None:
+        try:
+            found = _from_mlflow(name, tracking_uri)
+        except Exception:
+            log.exception("could not load %s@%s from MLflow; trying the artefact", name, ALIAS)
+        else:
+            if found is not None:
+                return found
+            log.info("MLflow has no %s@%s; trying the artefact", name, ALIAS)
+    try:
+        return _from_artefact(name, predictors_dir)
+    except Exception:
+        log.exception("could not load the %s artefact from %s", name, predictors_dir / name)
+        return None
+
+
 class PredictorRegistry:
     """The loaded predictors by name; lookups fail with ModelNotFound (404)."""
 
@@ -134,11 +152,7 @@ class PredictorRegistry:
             log.info("no MLflow store at %s; looking for artefacts only", tracking_uri)
         loaded: dict[str, Predictor] = {}
         for name in PREDICTOR_NAMES:
-            found = _from_mlflow(name, tracking_uri) if use_mlflow else None
-            if found is None:
-                found = _from_artefact(name, Path(predictors_dir))
-                if found is not None:
-                    log.info("MLflow has no %s@%s; serving the artefact", name, ALIAS)
+            found = _load_one(name, tracking_uri if use_mlflow else None, Path(predictors_dir))
             if found is None:
                 log.warning("predictor %s is not trained; run `myllama train %s`", name, name)
                 continue
