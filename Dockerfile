@@ -83,7 +83,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     GRADIO_ANALYTICS_ENABLED=False \
     GIT_PYTHON_REFRESH=quiet \
-    MYLLAMA_HOST=0.0.0.0
+    MYLLAMA_HOST=0.0.0.0 \
+    MYLLAMA_UI_HOST=0.0.0.0
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /build/dist /tmp/dist
 RUN pip install --no-deps --no-index --no-cache-dir /tmp/dist/*.whl && rm -rf /tmp/dist
