@@ -82,10 +82,6 @@ class ServerClient:
         except httpx.HTTPError as exc:
             raise from_httpx(exc, self.base_url) from exc
 
-    async def health(self) -> dict[str, Any]:
-        """The server's /health body (a 503 while loading becomes a UserFacingError)."""
-        return dict((await self._request("GET", "/health")).json())
-
     async def models(self) -> list[ModelCard]:
         """Models from /v1/models, with n_ctx from each card's meta."""
         data = (await self._request("GET", "/v1/models")).json()["data"]

@@ -11,35 +11,26 @@ from ui.client import ServerClient
 from ui.errors import UserFacingError
 
 
-def _json_type(schema: dict[str, Any]) -> str:
-    """The schema's type, ignoring "null" in a type list."""
-    kind = schema.get("type", "string")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "string")
-    return str(kind)
-
-
 def field_component(name: str, schema: dict[str, Any], elem_id: str) -> gr.Component:
-    """One input for one schema property: a dropdown for an enum, a number box for numbers."""
-    label = str(schema.get("title") or name.replace("_", " ").replace("-", " "))
+    """One input for one schema property, as the server writes them (models/predictors/schema.py).
+
+    A dropdown for an enum (strings, or a 0/1 integer); otherwise a number box for a number or an
+    integer, captioned with the server's description. No minimum/maximum on the box: the server
+    checks ranges and names the field in its 422.
+    """
+    label = name.replace("_", " ").replace("-", " ")
     info = schema.get("description")
-    default = schema.get("default")
     if "enum" in schema:
-        choices = [c for c in schema["enum"] if c is not None]
-        return gr.Dropdown(choices=choices, value=default, label=label, info=info, elem_id=elem_id)
-    kind = _json_type(schema)
-    if kind in ("number", "integer"):
-        low, high = schema.get("minimum"), schema.get("maximum")
-        bounds = f"from {low} to {high}" if low is not None and high is not None else None
-        # No minimum/maximum here: the server checks ranges and names the field in its 422.
-        return gr.Number(
-            value=default,
-            label=label,
-            info=info or bounds,
-            precision=0 if kind == "integer" else None,
-            elem_id=elem_id,
+        # value=None: nothing preselected (Gradio would pick the first choice), the person chooses.
+        return gr.Dropdown(
+            choices=schema["enum"], value=None, label=label, info=info, elem_id=elem_id
         )
-    return gr.Textbox(value=default, label=label, info=info, elem_id=elem_id)
+    return gr.Number(
+        label=label,
+        info=info,
+        precision=0 if schema["type"] == "integer" else None,
+        elem_id=elem_id,
+    )
 
 
 def chart_frame(probabilities: dict[str, float]) -> pd.DataFrame:

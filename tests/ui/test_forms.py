@@ -1,38 +1,49 @@
-"""Predictor forms: which input each JSON Schema property becomes, and the chart's rows."""
+"""Predictor forms: which input each JSON Schema property the server writes becomes; chart rows."""
 
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
+from models.predictors.schema import input_schema
 from ui.predictors import chart_frame, field_component
 
 
-def test_enum_becomes_a_dropdown_of_exactly_the_schema_values() -> None:
+def test_enum_becomes_an_empty_dropdown_of_exactly_the_schema_values() -> None:
+    """A string enum: a dropdown offering exactly those values, nothing preselected."""
     schema = {"type": "string", "enum": ["Female", "Male"]}
     with gr.Blocks():
         box = field_component("sex", schema, "income-sex")
     assert isinstance(box, gr.Dropdown)
     assert [value for _, value in box.choices] == ["Female", "Male"]
+    assert box.value is None
     assert box.label == "sex" and box.elem_id == "income-sex"
 
 
-def test_integer_and_number_become_bounded_number_boxes() -> None:
+def test_numbers_become_unbounded_number_boxes_captioned_with_the_training_range() -> None:
+    """Numbers/integers of a schema learned as the server learns it: number boxes, no min/max."""
+    train = pd.DataFrame({"age": [17, 90], "petal_width": [0.1, 2.5], "label": ["a", "b"]})
+    properties = input_schema(train)["properties"]
     with gr.Blocks():
-        age = field_component("age", {"type": "integer", "minimum": 17, "maximum": 90}, "a")
-        width = field_component("petal_width", {"type": ["number", "null"]}, "w")
+        age = field_component("age", properties["age"], "a")
+        width = field_component("petal_width", properties["petal_width"], "w")
     assert isinstance(age, gr.Number) and isinstance(width, gr.Number)
-    assert age.precision == 0
-    assert age.info == "from 17 to 90"
-    assert width.precision is None and width.label == "petal width"
+    assert age.precision == 0 and width.precision is None
+    assert age.info == "seen in training: 17 to 90" and width.label == "petal width"
+    assert age.minimum is None and age.maximum is None  # the server's 422 names a bad field
 
 
-def test_free_string_becomes_a_textbox() -> None:
+def test_zero_one_integer_becomes_a_dropdown() -> None:
+    """A 0/1 column (the server writes an integer enum) is a two-choice dropdown."""
+    train = pd.DataFrame({"senior": [0, 1, 0], "label": ["a", "b", "a"]})
     with gr.Blocks():
-        note = field_component("note", {"type": "string"}, "n")
-    assert isinstance(note, gr.Textbox)
+        box = field_component("senior", input_schema(train)["properties"]["senior"], "s")
+    assert isinstance(box, gr.Dropdown)
+    assert [value for _, value in box.choices] == [0, 1]
 
 
 def test_chart_rows_are_ranked_most_likely_first() -> None:
+    """The bar chart's rows: most likely class first."""
     frame = chart_frame({"setosa": 0.1, "virginica": 0.7, "versicolor": 0.2})
     assert list(frame["class"]) == ["virginica", "versicolor", "setosa"]
     assert list(frame["probability"]) == [0.7, 0.2, 0.1]
