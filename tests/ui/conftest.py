@@ -27,6 +27,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
+SCREENSHOTS_TAKEN = pytest.StashKey[bool]()
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
+def chromium(request: pytest.FixtureRequest) -> Iterator[Browser]:
     """Debian's Chromium driven by Playwright (never a downloaded browser).
 
     Module-scoped: Playwright's sync API holds an event loop while it runs, which would
@@ -83,9 +84,17 @@ def chromium() -> Iterator[Browser]:
     """
     if not CHROMIUM.exists() and shutil.which("chromium") is None:
         pytest.fail("Chromium is missing: run `make chromium` (apt-get install chromium).")
+    request.config.stash[SCREENSHOTS_TAKEN] = True
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    print(f"\nUI screenshots go to {ARTIFACTS}")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Name the screenshot folder at the end of every run that drove the browser, passing or not."""
+    if config.stash.get(SCREENSHOTS_TAKEN, False):
+        terminalreporter.write_line(f"UI screenshots: {ARTIFACTS}")

@@ -1,4 +1,4 @@
-"""A tiny HTTP server that answers with canned failures the real server only gives under load."""
+"""A tiny HTTP server whose chat stream breaks after one token (the real one never does on cue)."""
 
 from __future__ import annotations
 
@@ -8,32 +8,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-BUSY = {
+FAILURE = {
     "error": {
-        "message": "Too many requests waiting; retry in 1 s.",
-        "type": "rate_limit_error",
+        "message": "generation failed: out of memory",
+        "type": "server_error",
         "param": None,
-        "code": "queue_full",
+        "code": "generation_failed",
     }
 }
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """429 for every route except /broken-stream/v1/chat/completions, which fails mid-stream."""
+    """Every POST starts a chat stream that sends one token, then an error event."""
 
     def log_message(self, format: str, *args: object) -> None:
         """Keep test output quiet."""
 
-    def do_GET(self) -> None:
-        """Busy."""
-        self._json(429, BUSY)
-
     def do_POST(self) -> None:
-        """Busy, or a stream that breaks after one token."""
+        """A stream that breaks after one token."""
         self.rfile.read(int(self.headers.get("content-length", 0)))
-        if not self.path.startswith("/broken-stream/"):
-            self._json(429, BUSY)
-            return
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.end_headers()
@@ -44,18 +37,9 @@ class _Handler(BaseHTTPRequestHandler):
             "model": "m",
             "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}],
         }
-        failure = {"error": {**BUSY["error"], "message": "generation failed: out of memory"}}
-        for event in (chunk, failure):
+        for event in (chunk, FAILURE):
             self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
-
-    def _json(self, status: int, body: dict[str, object]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 @contextmanager

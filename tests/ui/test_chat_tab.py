@@ -16,6 +16,7 @@ def run_turn(tab: ChatTab, message: str, history: list[dict[str, str]], **kw: fl
     """Every update one turn yields (chatbot, history, input box, stats)."""
 
     async def collect() -> list[Turn]:
+        """Run the turn to the end."""
         settings = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 48.0, **kw}
         updates = tab.respond(message, history, None, "Be brief.", **settings)
         return [update async for update in updates]
@@ -24,6 +25,7 @@ def run_turn(tab: ChatTab, message: str, history: list[dict[str, str]], **kw: fl
 
 
 def test_answers_stream_and_history_grows_turn_by_turn(server: Server) -> None:
+    """Two turns: each answer streams in pieces and the history grows by a user/assistant pair."""
     tab = ChatTab(ServerClient(server.url, server.api_key, timeout=60), load_library())
     first = run_turn(tab, "What is the capital of France?", [])
     streaming = [u for u in first if u[3].endswith("streaming…")]
@@ -39,6 +41,7 @@ def test_answers_stream_and_history_grows_turn_by_turn(server: Server) -> None:
 
 
 def test_long_history_is_trimmed_so_the_real_server_accepts_it(server: Server) -> None:
+    """A history four times the context is trimmed, the server answers, the UI shows it all."""
     tab = ChatTab(ServerClient(server.url, server.api_key, timeout=60), load_library())
     filler = "The quick brown fox jumps over the lazy dog, again and again. " * 12
     history = [
@@ -53,6 +56,7 @@ def test_long_history_is_trimmed_so_the_real_server_accepts_it(server: Server) -
 
 
 def test_errors_become_a_stats_line_and_keep_the_message(server: Server) -> None:
+    """A 401 becomes an error line; the unsent message stays in the box, the history untouched."""
     tab = ChatTab(ServerClient(server.url, "wrong-key"), load_library())
     updates = run_turn(tab, "hello?", [])
     chatbot, history, box, stats = updates[-1]

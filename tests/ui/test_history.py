@@ -18,6 +18,7 @@ def turns(n: int, words: int = 50) -> list[dict[str, str]]:
 
 
 def test_short_history_is_sent_whole_with_system_prompt() -> None:
+    """A short history fits: system prompt, every turn, then the new message."""
     history = turns(2)
     fitted = fit_history("Be brief.", history, "next?", n_ctx=2048, max_tokens=256)
     assert fitted.dropped == 0
@@ -27,11 +28,13 @@ def test_short_history_is_sent_whole_with_system_prompt() -> None:
 
 
 def test_blank_system_prompt_is_left_out() -> None:
+    """A blank system prompt sends no system message."""
     fitted = fit_history("  ", [], "hi", n_ctx=512, max_tokens=64)
     assert fitted.messages == [{"role": "user", "content": "hi"}]
 
 
 def test_long_history_keeps_newest_whole_turns_within_budget() -> None:
+    """A long history keeps only the newest whole turns that fit the budget."""
     history = turns(40)
     n_ctx, max_tokens = 1024, 256
     fitted = fit_history("sys", history, "last question", n_ctx=n_ctx, max_tokens=max_tokens)
@@ -50,11 +53,13 @@ def test_long_history_keeps_newest_whole_turns_within_budget() -> None:
 
 
 def test_estimate_is_pessimistic_for_non_ascii() -> None:
+    """Non-ASCII text is estimated at more tokens than ASCII of the same length."""
     assert estimate_tokens({"role": "user", "content": "é" * 30}) > estimate_tokens(
         {"role": "user", "content": "e" * 30}
     )
 
 
 def test_message_too_long_for_context_is_a_readable_error() -> None:
+    """A message that alone overflows the context is a readable error."""
     with pytest.raises(UserFacingError, match="do not fit the model's context of 512 tokens"):
         fit_history("", [], "word " * 2000, n_ctx=512, max_tokens=64)

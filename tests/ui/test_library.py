@@ -10,6 +10,7 @@ from prompts.library import SYSTEM_DIR, PromptLibraryError, load_library, load_p
 
 
 def test_bundled_prompts_load_with_names_matching_files() -> None:
+    """Every bundled prompt loads, named after its file, with a description, text and version."""
     library = load_library()
     assert len(library) >= 4
     assert sorted(library) == sorted(p.stem for p in SYSTEM_DIR.glob("*.yaml"))
@@ -19,6 +20,7 @@ def test_bundled_prompts_load_with_names_matching_files() -> None:
 
 
 def test_version_is_a_content_hash(tmp_path: Path) -> None:
+    """The version hashes the prompt text: stable, and blind to the description."""
     path = tmp_path / "demo.yaml"
     path.write_text("name: demo\ndescription: d\ntext: Be brief.\n")
     first = load_prompt(path).version
@@ -43,6 +45,7 @@ def test_version_is_a_content_hash(tmp_path: Path) -> None:
 def test_broken_files_are_refused_naming_file_and_field(
     tmp_path: Path, content: str, reason: str
 ) -> None:
+    """A broken prompt file is refused with the file and the faulty field named."""
     path = tmp_path / "broken.yaml"
     path.write_text(content)
     with pytest.raises(PromptLibraryError) as info:
@@ -52,5 +55,6 @@ def test_broken_files_are_refused_naming_file_and_field(
 
 
 def test_an_empty_folder_is_an_error(tmp_path: Path) -> None:
+    """A folder without prompt files is an error, not an empty library."""
     with pytest.raises(PromptLibraryError, match=r"no \*\.yaml prompt files"):
         load_library(tmp_path)

@@ -25,6 +25,7 @@ def answers(url: str) -> bool:
 
 @pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_up_starts_both_and_stops_both(tmp_path: Path, stop_with: signal.Signals) -> None:
+    """`myllama up` serves both, passes the key on, and stops both cleanly on the signal."""
     config = tmp_path / "server.yaml"
     config.write_text(
         f"tracking_uri: sqlite:///{tmp_path}/mlflow.db\n"
