@@ -91,5 +91,6 @@ class Embedder:
         """Tokens the embedder sees for these texts (truncated to its window)."""
         model = self._get()
         limit = int(model.max_seq_length)
-        encoded = model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
-        return sum(min(len(ids), limit) for ids in encoded)
+        with self._encode_lock:  # the fast tokenizer is not re-entrant: "Already borrowed"
+            encoded = model.tokenizer(texts, add_special_tokens=True, truncation=False)
+        return sum(min(len(ids), limit) for ids in encoded["input_ids"])

@@ -46,10 +46,15 @@ class PromptSet:
         return len(self.prompts)
 
     def head(self, n: int | None) -> PromptSet:
-        """The first `n` prompts (all when n is None); same name and hash."""
+        """The first `n` prompts (all when n is None); same name, a hash of its own.
+
+        A shortened set must never share the full set's hash, or a --limit run could become the
+        reference of full runs.
+        """
         if n is None or n >= len(self.prompts):
             return self
-        return PromptSet(self.name, self.path, self.sha256, self.prompts[:n])
+        sha256 = hashlib.sha256(f"{self.sha256}:limit={n}".encode()).hexdigest()
+        return PromptSet(self.name, self.path, sha256, self.prompts[:n])
 
 
 def available_sets() -> list[str]:

@@ -20,20 +20,24 @@ DIM = 384
 
 
 def _sample(rng: np.random.Generator, centre: np.ndarray, n: int, spread: float) -> np.ndarray:
+    """n unit vectors scattered around `centre`."""
     return unit_rows(centre + spread * rng.normal(size=(n, DIM)))
 
 
 @pytest.fixture
 def rng() -> np.random.Generator:
+    """A seeded random generator."""
     return np.random.default_rng(7)
 
 
 @pytest.fixture
 def centre(rng: np.random.Generator) -> np.ndarray:
+    """The direction the synthetic answers share."""
     return unit_rows(rng.normal(size=(1, DIM)))[0]
 
 
 def test_unbiased_mmd_matches_its_definition(rng: np.random.Generator) -> None:
+    """MMD² and the median-heuristic bandwidth equal a direct computation."""
     x, y = rng.normal(size=(7, 5)), rng.normal(size=(6, 5)) + 0.5
     mmd2, p_value, sigma2 = mmd_test(x, y, permutations=99)
     z = np.vstack([x, y])
@@ -47,6 +51,7 @@ def test_unbiased_mmd_matches_its_definition(rng: np.random.Generator) -> None:
 
 
 def test_same_distribution_is_not_drift(rng: np.random.Generator, centre: np.ndarray) -> None:
+    """Two samples of one distribution pass every test: no drift."""
     x, y = _sample(rng, centre, 60, 0.05), _sample(rng, centre, 60, 0.05)
     assert mmd_test(x, y, 500)[1] > 0.05
     assert centroid_test(x, y, 500)[1] > 0.05
@@ -57,6 +62,7 @@ def test_same_distribution_is_not_drift(rng: np.random.Generator, centre: np.nda
 
 
 def test_shifted_answers_are_drift(rng: np.random.Generator, centre: np.ndarray) -> None:
+    """Samples around two different centres fail every test: drift."""
     other = unit_rows(centre + 0.05 * rng.normal(size=(1, DIM)))[0]
     x, y = _sample(rng, centre, 40, 0.05), _sample(rng, other, 40, 0.05)
     assert mmd_test(x, y, 500)[1] < 0.01
@@ -70,6 +76,7 @@ def test_shifted_answers_are_drift(rng: np.random.Generator, centre: np.ndarray)
 
 
 def test_paired_cosine_and_calibration(rng: np.random.Generator, centre: np.ndarray) -> None:
+    """Paired cosines of identical/opposite rows; the threshold is the noise floor's p1."""
     x = _sample(rng, centre, 20, 0.05)
     assert paired_cosine(x, x) == pytest.approx(np.ones(20))
     assert paired_cosine(x, -x) == pytest.approx(-np.ones(20))
@@ -85,6 +92,7 @@ def test_paired_cosine_and_calibration(rng: np.random.Generator, centre: np.ndar
 def test_a_few_changed_answers_under_a_deterministic_floor_are_drift(
     rng: np.random.Generator, centre: np.ndarray
 ) -> None:
+    """A third of answers changed under a perfect noise floor is drift."""
     reference = _sample(rng, centre, 30, 0.05)
     current = reference.copy()
     current[:10] = _sample(rng, centre, 10, 0.05)

@@ -19,6 +19,7 @@ ONE_WORD = "Answer every question with one word."
 
 
 def _run_args(server: Server, store: str, *extra: str) -> list[str]:
+    """`eval run` arguments for a short smoke run against `server`, logged to `store`."""
     return [
         "run",
         "--prompts",
@@ -39,6 +40,7 @@ def _run_args(server: Server, store: str, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A temp MLflow store shared by the module."""
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
 
 
@@ -70,6 +72,7 @@ def runs(server: Server, store: str) -> dict[str, dict]:
 
 
 def test_reference_run_logs_everything_to_mlflow(runs: dict[str, dict], store: str) -> None:
+    """The reference run logs its params, metrics, tags, child runs and artefacts."""
     reference = runs["reference"]
     assert reference["status"] == "FINISHED"
     assert reference["drift"]["detected"] is False and reference["drift"]["p_value"] is None
@@ -115,6 +118,7 @@ def test_reference_run_logs_everything_to_mlflow(runs: dict[str, dict], store: s
 
 
 def test_same_settings_rerun_is_not_drift(runs: dict[str, dict], store: str) -> None:
+    """A rerun at the same settings against the tagged reference: no drift."""
     same = runs["same"]
     drift = same["drift"]
     assert drift["reference_run_id"] == runs["reference"]["run_id"]
@@ -127,6 +131,7 @@ def test_same_settings_rerun_is_not_drift(runs: dict[str, dict], store: str) -> 
 
 
 def test_one_word_system_prompt_is_drift(runs: dict[str, dict], store: str) -> None:
+    """A one-word system prompt against a normal reference: drift with p < 0.05."""
     word = runs["word"]
     drift = word["drift"]
     assert drift["detected"] is True and drift["p_value"] < 0.05, drift["reason"]
@@ -144,6 +149,7 @@ def test_one_word_system_prompt_is_drift(runs: dict[str, dict], store: str) -> N
 
 
 def test_ctrl_c_ends_the_run_killed_with_what_it_has(server: Server, store: str) -> None:
+    """SIGINT mid-run: exit 130, the run KILLED in MLflow with its answers so far."""
     process = start_eval(
         _run_args(server, store, "--concurrency", "1", "--experiment", "interrupted")
     )
@@ -166,6 +172,7 @@ def test_ctrl_c_ends_the_run_killed_with_what_it_has(server: Server, store: str)
 
 
 def test_usage_problems_exit_2_with_a_message(store: str) -> None:
+    """Bad flags, prompt sets, servers and run ids exit 2 with a message."""
     code, err = eval_fails(["run", "--concurrency", "1,x", "--tracking-uri", store])
     assert code == 2 and "--concurrency" in err
     code, err = eval_fails(["run", "--prompts", "nope", "--tracking-uri", store])

@@ -9,12 +9,14 @@ from eval.latency import RequestRecord, percentiles, summarise
 
 
 def _record(pid: str, token_times: list[float], e2e: float, tokens: int) -> RequestRecord:
+    """A successful request with these token arrival times."""
     return RequestRecord(
         pid, "x", ttft=token_times[0], e2e=e2e, token_times=token_times, output_tokens=tokens
     )
 
 
 def test_tpot_itl_and_aggregates() -> None:
+    """TPOT, ITL, percentiles and tok/s follow the definitions; failures are counted apart."""
     a = _record("a", [0.5, 0.7, 1.0], e2e=1.1, tokens=3)
     b = _record("b", [0.2, 0.3], e2e=0.4, tokens=2)
     failed = RequestRecord("c", error="APIConnectionError: boom")
@@ -33,5 +35,6 @@ def test_tpot_itl_and_aggregates() -> None:
 
 
 def test_percentiles_of_nothing_is_nothing() -> None:
+    """No values give no percentile keys; values give mean/p50/p95/p99."""
     assert percentiles([], "ttft_s") == {}
     assert set(percentiles([1.0, 2.0], "x")) == {"x_mean", "x_p50", "x_p95", "x_p99"}

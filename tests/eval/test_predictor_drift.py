@@ -31,15 +31,18 @@ def fresh_sample() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A temp MLflow store shared by the module."""
     return f"sqlite:///{tmp_path_factory.mktemp('drift')}/mlflow.db"
 
 
 def _drift(log_path: Path, store: str, *extra: str) -> tuple[int, dict, str]:
+    """`eval drift` of the income predictor over this log."""
     args = ["drift", "--predictor", "income", "--prediction-log", str(log_path)]
     return eval_cli([*args, "--tracking-uri", store, *extra])
 
 
 def test_fresh_sample_is_not_drift(tmp_path: Path, fresh_sample: pd.DataFrame, store: str) -> None:
+    """Held-out income rows as traffic: no data-set drift, age not flagged."""
     code, result, err = _drift(_log(tmp_path / "p.db", fresh_sample), store)
     assert code == 0, err[-3000:]
     drift = result["drift"]
@@ -54,6 +57,7 @@ def test_fresh_sample_is_not_drift(tmp_path: Path, fresh_sample: pd.DataFrame, s
 def test_age_plus_fifteen_is_flagged_in_mlflow(
     tmp_path: Path, fresh_sample: pd.DataFrame, store: str
 ) -> None:
+    """age + 15 years: age flagged, with its table and plots in MLflow."""
     older = fresh_sample.assign(age=fresh_sample["age"] + 15)
     code, result, err = _drift(_log(tmp_path / "p.db", older), store)
     assert code == 0, err[-3000:]
@@ -78,6 +82,7 @@ def test_age_plus_fifteen_is_flagged_in_mlflow(
 def test_psi_and_since_and_an_empty_log(
     tmp_path: Path, fresh_sample: pd.DataFrame, store: str
 ) -> None:
+    """--psi uses PSI everywhere; an empty --since window and a bad predictor exit 2."""
     log_path = _log(tmp_path / "p.db", fresh_sample.head(500).assign(age=lambda f: f["age"] + 15))
     code, result, err = _drift(log_path, store, "--psi")
     assert code == 0, err[-3000:]

@@ -10,6 +10,7 @@ from eval.tabular_drift import column_drift, column_kind, table_drift
 
 
 def _frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame:
+    """n synthetic rows with numeric, categorical and binary columns; age shifted by `shift`."""
     return pd.DataFrame(
         {
             "age": rng.normal(40 + shift, 12, n).round(),
@@ -23,10 +24,12 @@ def _frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame
 
 @pytest.fixture
 def rng() -> np.random.Generator:
+    """A seeded random generator."""
     return np.random.default_rng(3)
 
 
 def test_column_kinds(rng: np.random.Generator) -> None:
+    """Numbers are numeric; strings and 0/1 columns are categorical."""
     frame = _frame(rng, 200)
     kinds = {c: column_kind(frame[c]) for c in frame}
     assert kinds == {
@@ -39,6 +42,7 @@ def test_column_kinds(rng: np.random.Generator) -> None:
 
 
 def test_small_reference_uses_tests_and_sees_a_shift(rng: np.random.Generator) -> None:
+    """≤ 1,000 reference rows: KS/chi²/z tests, and a 15-year age shift is flagged."""
     reference = _frame(rng, 800)
     same = table_drift(reference, _frame(rng, 400))
     methods = {c.column: c.method for c in same.features}
@@ -57,6 +61,7 @@ def test_small_reference_uses_tests_and_sees_a_shift(rng: np.random.Generator) -
 
 
 def test_large_reference_uses_distances(rng: np.random.Generator) -> None:
+    """> 1,000 reference rows: Wasserstein/JS distances; 3 of 4 drifted is data-set drift."""
     reference = _frame(rng, 5000)
     result = table_drift(reference, _frame(rng, 2000))
     assert {c.method for c in result.features} == {"wasserstein_over_std", "jensen_shannon"}
@@ -75,6 +80,7 @@ def test_large_reference_uses_distances(rng: np.random.Generator) -> None:
 
 
 def test_psi_on_request(rng: np.random.Generator) -> None:
+    """use_psi switches every column to PSI, which flags the age shift."""
     reference = _frame(rng, 3000)
     same = table_drift(reference, _frame(rng, 3000), use_psi=True)
     assert {c.method for c in same.features} == {"psi"}
@@ -84,6 +90,7 @@ def test_psi_on_request(rng: np.random.Generator) -> None:
 
 
 def test_new_categories_and_bad_input(rng: np.random.Generator) -> None:
+    """An unseen category drifts; missing features or an all-NaN column raise ValueError."""
     reference = _frame(rng, 300)
     current = _frame(rng, 300)
     current["colour"] = "purple"

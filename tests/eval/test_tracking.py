@@ -25,6 +25,7 @@ SHA = "a" * 64
 
 @pytest.fixture
 def client(tmp_path: Path) -> MlflowClient:
+    """A client on a temp SQLite MLflow store."""
     return MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
 
 
@@ -44,6 +45,7 @@ def _eval_run(
 
 
 def test_latest_tagged_and_explicit_references(client: MlflowClient, tmp_path: Path) -> None:
+    """Reference lookup: tagged by default, 'latest', or an explicit run id."""
     experiment = client.create_experiment("eval")
     first = _eval_run(client, experiment, tmp_path, started=1_000)
     second = _eval_run(client, experiment, tmp_path, started=2_000)
@@ -66,6 +68,7 @@ def test_latest_tagged_and_explicit_references(client: MlflowClient, tmp_path: P
 
 
 def test_only_finished_eval_runs_become_references(client: MlflowClient) -> None:
+    """Tagging refuses non-eval and unfinished runs; a run without embeddings cannot be loaded."""
     experiment = client.create_experiment("other")
     plain = client.create_run(experiment).info.run_id
     with pytest.raises(EvalError, match="not a `myllama eval run` run"):

@@ -26,12 +26,14 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _predict(server: Server, name: str, inputs: Any) -> httpx.Response:
+    """POST /v1/predict/{name} with these inputs."""
     return httpx.post(
         f"{server.v1}/predict/{name}", json={"inputs": inputs}, headers=server.headers(), timeout=30
     )
 
 
 def _error(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The error envelope of a response with this status."""
     assert response.status_code == status, response.text
     error: dict[str, Any] = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}

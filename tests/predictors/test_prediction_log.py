@@ -22,6 +22,7 @@ def test_every_record_is_written_by_close(tmp_path: Path) -> None:
     log = PredictionLog(path, batch_size=64)
 
     def client(worker: int) -> None:
+        """One client thread's 250 requests."""
         for i in range(250):
             records = [{"x": float(i), "kind": f"w{worker}"}, {"x": -1.0, "kind": "other"}]
             log.record("iris", "7", records, [OUTPUT, OUTPUT])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -18,10 +19,12 @@ from tests.conftest import Server
 
 @pytest.fixture(scope="module")
 def sdk(server: Server) -> OpenAI:
+    """The official OpenAI client pointed at the test server."""
     return OpenAI(base_url=server.v1, api_key=server.api_key)
 
 
 def test_sdk_embeds_a_list_and_meaning_decides_distance(sdk: OpenAI) -> None:
+    """A list embeds to unit vectors; similar sentences are closer; usage counts tokens."""
     texts = [
         "The cat sleeps on the sofa.",
         "A kitten naps on the couch.",
@@ -39,6 +42,7 @@ def test_sdk_embeds_a_list_and_meaning_decides_distance(sdk: OpenAI) -> None:
 
 
 def test_float_and_base64_agree_with_the_local_embedder(server: Server, sdk: OpenAI) -> None:
+    """float and base64 answers match each other and the in-process embedder."""
     text = "Where is the nearest train station?"
     floats = sdk.embeddings.create(
         model="sentence-transformers/all-MiniLM-L6-v2", input=text, encoding_format="float"
@@ -50,6 +54,7 @@ def test_float_and_base64_agree_with_the_local_embedder(server: Server, sdk: Ope
 
 
 def test_unknown_model_is_404_in_the_envelope(sdk: OpenAI) -> None:
+    """An unknown embedding model is a 404 naming the served one."""
     with pytest.raises(NotFoundError) as info:
         sdk.embeddings.create(model="text-embedding-3-small", input="hi")
     error = info.value.body
@@ -72,6 +77,7 @@ def test_unknown_model_is_404_in_the_envelope(sdk: OpenAI) -> None:
 def test_bad_requests_answer_the_envelope(
     server: Server, body: dict, status: int, param: str | None
 ) -> None:
+    """Bad bodies answer 400/422 in the error envelope naming the parameter."""
     response = httpx.post(f"{server.v1}/embeddings", json=body, headers=server.headers())
     assert response.status_code == status
     error = response.json()["error"]
@@ -82,6 +88,7 @@ def test_bad_requests_answer_the_envelope(
 
 
 def test_api_key_is_required(server: Server) -> None:
+    """Without the API key: 401 invalid_api_key."""
     response = httpx.post(
         f"{server.v1}/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "hi"}
     )
@@ -91,6 +98,7 @@ def test_api_key_is_required(server: Server) -> None:
 
 def test_without_the_eval_extra_the_answer_is_501(monkeypatch: pytest.MonkeyPatch) -> None:
     # The base install lacks sentence-transformers; a None entry makes its import fail the same way.
+    """Without sentence-transformers: 501 embedder_unavailable, nothing loaded."""
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     app = create_app(ServerSettings(load_predictors=False))
     response = TestClient(app).post(
@@ -100,3 +108,15 @@ def test_without_the_eval_extra_the_answer_is_501(monkeypatch: pytest.MonkeyPatc
     error = response.json()["error"]
     assert error["code"] == "embedder_unavailable" and "myllama[eval]" in error["message"]
     assert not app.state.embedder.loaded
+
+
+def test_counting_tokens_while_embedding_in_other_threads() -> None:
+    """count_tokens and embed share one lock: threaded calls agree with serial ones."""
+    embedder = Embedder()
+    texts = [" ".join(["word"] * n) for n in range(1, 30)]
+    serial_tokens, serial_vectors = embedder.count_tokens(texts), embedder.embed(texts)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        counts = [pool.submit(embedder.count_tokens, texts) for _ in range(8)]
+        vectors = [pool.submit(embedder.embed, texts) for _ in range(4)]
+        assert {f.result() for f in counts} == {serial_tokens}
+        assert all(np.allclose(f.result(), serial_vectors, atol=1e-5) for f in vectors)
