@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from models.catalog import build_catalog
 from models.embedder import Embedder
-from models.engine.llama_engine import EngineConfig
+from models.engine import EngineConfig
 from models.engine.pool import EnginePool
 from server.auth import require_api_key
 from server.errors import install_error_handlers
@@ -49,17 +49,19 @@ async def _load(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start loading engines; close them on shutdown."""
+    """Start loading engines and predictors; on shutdown flush the log, close the engines."""
     loader = asyncio.create_task(_load(app))
     predictor_loader = predictors.start(app)
     try:
         yield
     finally:
-        loader.cancel()
-        if predictor_loader is not None:
-            predictor_loader.cancel()
-        app.state.pool.close()
-        predictors.stop(app)
+        try:
+            if predictor_loader is not None:
+                predictor_loader.cancel()
+            predictors.stop(app)  # flushes the prediction log
+        finally:
+            await asyncio.shield(loader)  # a load in progress finishes before the engines close
+            app.state.pool.close()
 
 
 def create_app(settings: ServerSettings) -> FastAPI:

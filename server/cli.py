@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from myllama import add_settings_flags, load_settings
+from cli_settings import add_settings_flags, load_settings
 from server.settings import ServerSettings
 
 

@@ -21,6 +21,13 @@ def get_settings(request: Request) -> ServerSettings:
 def get_pool(request: Request) -> EnginePool:
     """The loaded engines; 503 while they are still loading."""
     pool: EnginePool = request.app.state.pool
+    if request.app.state.load_error is not None:
+        raise APIError(
+            503,
+            f"The models failed to load: {request.app.state.load_error}",
+            type="server_error",
+            code="model_load_failed",
+        )
     if not request.app.state.ready.is_set():
         raise APIError(
             503,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.catalog import DEFAULT_MODEL_ID, ModelSpec
@@ -19,7 +19,8 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on.")
     model: list[str] = Field(
         default_factory=list,
-        description="Extra model to serve: a GGUF PATH, or ID=PATH (repeatable).",
+        description="Model to serve instead of the default: a GGUF PATH, ID=PATH or a catalog "
+        "id (repeatable; add smollm2-135m-instruct to keep the default too).",
     )
     models: list[ModelSpec] = Field(
         default_factory=list,
@@ -62,3 +63,11 @@ class ServerSettings(BaseSettings):
         default=True, description="Load the classical predictors at start-up."
     )
     log_level: str = Field(default="info", description="Logging level.")
+
+    @model_validator(mode="after")
+    def _batch_holds_every_slot(self) -> ServerSettings:
+        if self.n_batch < self.parallel:
+            raise ValueError(
+                f"n_batch ({self.n_batch}) must be at least parallel ({self.parallel})"
+            )
+        return self

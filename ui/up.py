@@ -9,7 +9,7 @@ import subprocess
 import sys
 from urllib.parse import urlsplit
 
-from myllama import add_settings_flags, load_settings
+from cli_settings import add_settings_flags, load_settings
 from ui.cli import start, wait_until_stopped
 from ui.settings import UISettings
 

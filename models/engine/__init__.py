@@ -1,5 +1,21 @@
 """The LLM engine: the interface the server talks to, and its llama.cpp implementation."""
 
-from models.engine.base import Engine, EngineStats, Finish, GenerationParams, Piece, TokenStream
+from models.engine.base import (
+    Engine,
+    EngineConfig,
+    EngineStats,
+    Finish,
+    GenerationParams,
+    Piece,
+    TokenStream,
+)
 
-__all__ = ["Engine", "EngineStats", "Finish", "GenerationParams", "Piece", "TokenStream"]
+__all__ = [
+    "Engine",
+    "EngineConfig",
+    "EngineStats",
+    "Finish",
+    "GenerationParams",
+    "Piece",
+    "TokenStream",
+]

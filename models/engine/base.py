@@ -27,11 +27,30 @@ class GenerationParams:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """How a model is run: context, parallel slots, batch size, queue, threads."""
+
+    n_ctx: int = 2048
+    parallel: int = 8
+    n_batch: int = 512
+    max_queue: int = 64
+    n_threads: int | None = None
+    n_gpu_layers: int = 0
+    prefix_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n_batch < self.parallel:
+            raise ValueError(
+                f"n_batch ({self.n_batch}) must be at least parallel ({self.parallel}): every "
+                "running request decodes one token per step"
+            )
+
+
+@dataclass(frozen=True)
 class Piece:
     """A piece of generated text (one or more tokens)."""
 
     text: str
-    tokens: int
 
 
 @dataclass(frozen=True)

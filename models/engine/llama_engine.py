@@ -12,7 +12,6 @@ import queue
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,14 @@ import llama_cpp as llc
 
 from models.catalog import ModelSpec
 from models.chat_template import CHATML_TEMPLATE, ChatTemplate
-from models.engine.base import EngineStats, Finish, FinishReason, GenerationParams, Piece
+from models.engine.base import (
+    EngineConfig,
+    EngineStats,
+    Finish,
+    FinishReason,
+    GenerationParams,
+    Piece,
+)
 from models.engine.sampling import build_sampler
 from models.engine.text import StopTextAssembler
 from models.errors import ContextLengthExceeded, EngineFailure, QueueFull
@@ -39,19 +45,6 @@ def _init_backend() -> None:
         if not _backend_ready:
             llc.llama_backend_init()
             _backend_ready = True
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """How a model is run: context, parallel slots, batch size, queue, threads."""
-
-    n_ctx: int = 2048
-    parallel: int = 8
-    n_batch: int = 512
-    max_queue: int = 64
-    n_threads: int | None = None
-    n_gpu_layers: int = 0
-    prefix_cache: bool = True
 
 
 class GenerationStream:
@@ -108,7 +101,6 @@ class _Slot:
     pending: list[int] = field(default_factory=list)
     reused: int = 0
     generated: int = 0
-    unreported: int = 0
     last_token: int = -1
     logit_index: int = -1
     assembler: StopTextAssembler | None = None
@@ -123,6 +115,7 @@ class LlamaEngine:
         self.spec = spec
         self.config = config
         self.path = spec.gguf_path()
+        self.file_sha256 = _sha256(self.path)  # here, in the load thread, not on the event loop
         self._threads = config.n_threads or max(1, os.cpu_count() or 1)
         mparams = llc.llama_model_default_params()
         mparams.n_gpu_layers = config.n_gpu_layers
@@ -195,15 +188,6 @@ class LlamaEngine:
             "n_gpu_layers": self.config.n_gpu_layers,
             "chat_template_sha256": hashlib.sha256(self._template.source.encode()).hexdigest(),
         }
-
-    @cached_property
-    def file_sha256(self) -> str:
-        """SHA-256 of the GGUF file (computed once)."""
-        digest = hashlib.sha256()
-        with Path(self.path).open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
 
     def stats(self) -> EngineStats:
         """A snapshot of counters and gauges."""
@@ -282,18 +266,19 @@ class LlamaEngine:
     def submit(self, prompt_tokens: list[int], params: GenerationParams) -> GenerationStream:
         """Queue a request; raises ContextLengthExceeded or QueueFull at once."""
         max_tokens = self.check_fit(len(prompt_tokens), params.max_tokens)
+        sampler = build_sampler(params, self._vocab, self._n_vocab)  # may raise InvalidRequest
         with self._lock:
             free_slots = self.config.parallel - self._stats.running
             queued = self._n_waiting - free_slots  # requests that will have to wait
             if queued >= self.config.max_queue:
                 self._stats.rejected += 1
+                llc.llama_sampler_free(sampler)
                 raise QueueFull(
                     f"The server is busy: {self.config.parallel} requests are running and "
                     f"{max(queued, 0)} waiting for model {self.model_id!r}. Retry shortly.",
                     retry_after=1,
                 )
             self._n_waiting += 1
-        sampler = build_sampler(params, self._vocab, self._n_vocab)
         request = _Request(
             prompt=list(prompt_tokens),
             params=params,
@@ -366,7 +351,7 @@ class LlamaEngine:
             slot.pending = request.prompt[keep:]
             slot.reused = keep
             slot.request = request
-            slot.generated = slot.unreported = 0
+            slot.generated = 0
             slot.assembler = StopTextAssembler(request.params.stop)
             with self._lock:
                 self._stats.running += 1
@@ -374,7 +359,19 @@ class LlamaEngine:
                 self._stats.cached_prompt_tokens += keep
 
     def _step(self, active: list[_Slot]) -> None:
-        """Decode one batch: a token for every generating slot plus prefill chunks."""
+        """Decode one batch, then sample every slot that got logits."""
+        n = self._fill_batch(active)
+        rc = llc.llama_decode(self._ctx, self._batch)
+        if rc != 0:
+            log.error("llama_decode returned %d for a batch of %d tokens", rc, n)
+            self._fail_all(f"llama_decode failed with code {rc}")
+            return
+        for slot in active:
+            if slot.logit_index >= 0:
+                self._sample(slot)
+
+    def _fill_batch(self, active: list[_Slot]) -> int:
+        """A token for every generating slot first, then prefill chunks within n_batch."""
         batch = self._batch
         n = 0
 
@@ -405,14 +402,7 @@ class LlamaEngine:
             if not slot.pending:
                 slot.logit_index = n - 1
         batch.n_tokens = n
-        rc = llc.llama_decode(self._ctx, batch)
-        if rc != 0:
-            log.error("llama_decode returned %d for a batch of %d tokens", rc, n)
-            self._fail_all(f"llama_decode failed with code {rc}")
-            return
-        for slot in active:
-            if slot.logit_index >= 0:
-                self._sample(slot)
+        return n
 
     def _sample(self, slot: _Slot) -> None:
         """Sample the slot's next token and emit whatever text it completes."""
@@ -423,13 +413,11 @@ class LlamaEngine:
             self._finish(slot, "stop")
             return
         slot.generated += 1
-        slot.unreported += 1
         with self._lock:
             self._stats.generated_tokens += 1
         text = slot.assembler.feed(self._piece(token))
         if text:
-            request.emit(Piece(text, slot.unreported))
-            slot.unreported = 0
+            request.emit(Piece(text))
         if slot.assembler.stopped:
             self._finish(slot, "stop")
         elif slot.generated >= request.max_tokens or len(slot.cached) + 1 >= self.n_ctx:
@@ -444,7 +432,7 @@ class LlamaEngine:
         if reason in ("stop", "length"):
             tail = slot.assembler.flush()
             if tail:
-                request.emit(Piece(tail, slot.unreported))
+                request.emit(Piece(tail))
         slot.request = None
         slot.pending = []
         with self._lock:
@@ -490,6 +478,15 @@ class LlamaEngine:
         llc.llama_free(self._ctx)
         llc.llama_model_free(self._model)
         log.info("closed %s", self.model_id)
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

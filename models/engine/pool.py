@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from models.catalog import ModelSpec
-from models.engine.llama_engine import EngineConfig, LlamaEngine
+from models.engine.base import EngineConfig
+from models.engine.llama_engine import LlamaEngine
 from models.errors import ModelNotFound
 
 log = logging.getLogger(__name__)
@@ -19,12 +20,21 @@ class EnginePool:
             spec.gguf_path()  # fail fast on a missing file, before any weights load
         self.specs = specs
         self.config = config
+        names = {name for spec in specs for name in (spec.id, *spec.aliases)}
+        if default_model not in names:
+            log.info(
+                "default model %r is not served; the default is %r", default_model, specs[0].id
+            )
+            default_model = specs[0].id
         self.default_model = default_model
         self.engines: dict[str, LlamaEngine] = {}
+        self._closed = False
 
     def load(self) -> None:
         """Load the weights of every model (slow: run off the event loop)."""
         for spec in self.specs:
+            if self._closed:
+                return
             engine = LlamaEngine(spec, self.config)
             for name in (spec.id, *spec.aliases):
                 self.engines[name] = engine
@@ -33,8 +43,6 @@ class EnginePool:
         """The engine serving `name` (or the default model)."""
         key = name or self.default_model
         engine = self.engines.get(key)
-        if engine is None and name is None and self.engines:
-            engine = self.engines[self.specs[0].id]
         if engine is None:
             known = ", ".join(sorted(self.engines)) or "none loaded"
             raise ModelNotFound(f"The model {key!r} does not exist. Available models: {known}.")
@@ -45,7 +53,8 @@ class EnginePool:
         return list({id(e): e for e in self.engines.values()}.values())
 
     def close(self) -> None:
-        """Stop every engine."""
+        """Stop every engine (call after load() has returned)."""
+        self._closed = True
         for engine in self.unique():
             engine.close()
         self.engines.clear()

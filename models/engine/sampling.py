@@ -17,7 +17,10 @@ def build_sampler(params: GenerationParams, vocab: llc.llama_vocab_p, n_vocab: i
         grammar = llc.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
         if not grammar:
             llc.llama_sampler_free(chain)
-            raise InvalidRequest("the response format could not be turned into a grammar")
+            raise InvalidRequest(
+                "response_format could not be turned into a grammar llama.cpp accepts",
+                "response_format",
+            )
         llc.llama_sampler_chain_add(chain, grammar)
     if params.presence_penalty or params.frequency_penalty or params.repeat_penalty != 1.0:
         llc.llama_sampler_chain_add(

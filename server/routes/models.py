@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from models.engine.llama_engine import LlamaEngine
+from models.engine import Engine
 from server.deps import PoolDep
 
 router = APIRouter()
 
 
-def _model_card(name: str, engine: LlamaEngine, created: int) -> dict[str, Any]:
+def _model_card(name: str, engine: Engine, created: int) -> dict[str, Any]:
     return {
         "id": name,
         "object": "model",

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from server.errors import APIError, error_response
+
 router = APIRouter()
 
 
@@ -14,9 +16,22 @@ async def health(request: Request) -> JSONResponse:
     """200 once the models are loaded; 503 while loading or after a failed load."""
     state = request.app.state
     if state.load_error is not None:
-        return JSONResponse({"status": "error", "error": state.load_error}, status_code=503)
+        failed = APIError(
+            503,
+            "The models failed to load; see the server log.",
+            type="server_error",
+            code="model_load_failed",
+        )
+        return error_response(failed)
     if not state.ready.is_set():
-        return JSONResponse({"status": "loading"}, status_code=503)
+        loading = APIError(
+            503,
+            "The models are loading.",
+            type="server_error",
+            code="model_loading",
+            headers={"Retry-After": "2"},
+        )
+        return error_response(loading)
     return JSONResponse(
         {
             "status": "ok",

@@ -12,7 +12,7 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 
 from models.catalog import DEFAULT_MODEL
-from models.quantize import requantize
+from models.engine.quantize import requantize
 from tests.helpers import free_port, running_myllama
 
 SECOND = "smollm2-135m-q4_0"
