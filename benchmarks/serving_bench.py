@@ -298,6 +298,10 @@ def main() -> int:
         "no_prefix_reuse": no_reuse,
     }
     args.out.write_text(json.dumps(results, indent=1))
+    sys.stdout.write(
+        f"myllama serve --parallel {args.parallel}; llama_cpp.server defaults; "
+        f"{args.max_tokens} output tokens per request, temperature 0, 2 requests per client\n"
+    )
     sys.stdout.write(table(ours, base, single) + "\n")
     sys.stdout.write(
         f"shared {reuse['prompt_tokens']:.0f}-token system prompt, max_tokens=1: TTFT p50 "
