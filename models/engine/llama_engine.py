@@ -469,6 +469,9 @@ class LlamaEngine:
         self._stopping = True
         self._wake()
         self._worker.join(timeout=30)
+        if self._worker.is_alive():  # stuck in llama_decode: leak rather than free under it
+            log.error("engine worker for %s did not stop; not freeing its memory", self.model_id)
+            return
         for slot in self._slots:
             if slot.request is not None:
                 self._finish(slot, "cancelled")
