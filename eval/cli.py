@@ -10,10 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from eval.settings import EvalRunSettings, TabularDriftSettings
-from myllama import add_settings_flags, load_settings
-
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+from cli_settings import add_settings_flags, load_settings
+from eval.settings import EvalRunSettings, TabularDriftSettings, TagReferenceSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_settings_flags(run_parser, EvalRunSettings)
     tag = sub.add_parser("tag-reference", help="Make an eval run the reference of its prompt set.")
     tag.add_argument("run_id", metavar="RUN_ID")
-    tag.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI, help="MLflow tracking URI.")
+    add_settings_flags(tag, TagReferenceSettings)
     drift = sub.add_parser(
         "drift", help="Tabular drift of a predictor's logged traffic against its training data."
     )
@@ -52,7 +50,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         from eval.tracking import tag_reference
 
-        _emit(tag_reference(MlflowClient(args.tracking_uri), args.run_id))
+        settings = load_settings(TagReferenceSettings, args)
+        _emit(tag_reference(MlflowClient(settings.tracking_uri), args.run_id))
         return 0
     from eval.predictor_drift import execute as drift
 

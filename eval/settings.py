@@ -1,4 +1,4 @@
-"""Settings of `myllama eval run` and `myllama eval drift` (flags and MYLLAMA_* variables)."""
+"""Settings of `myllama eval run | tag-reference | drift` (flags and MYLLAMA_* variables)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.predictors.registry import PREDICTOR_NAMES
+from models.predictors.tracking import DEFAULT_TRACKING_URI
 
 
 class EvalRunSettings(BaseSettings):
@@ -47,7 +48,7 @@ class EvalRunSettings(BaseSettings):
         default=None,
         description="Reference RUN_ID, or 'latest' (default: latest run tagged reference).",
     )
-    tracking_uri: str = Field(default="sqlite:///mlflow.db", description="MLflow tracking URI.")
+    tracking_uri: str = Field(default=DEFAULT_TRACKING_URI, description="MLflow tracking URI.")
     experiment: str = Field(default="myllama-eval", description="MLflow experiment name.")
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="Significance level.")
     permutations: int = Field(
@@ -68,6 +69,14 @@ class EvalRunSettings(BaseSettings):
         return [int(p) for p in self.concurrency.split(",")]
 
 
+class TagReferenceSettings(BaseSettings):
+    """What `myllama eval tag-reference` can be told (besides the run id)."""
+
+    model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
+
+    tracking_uri: str = Field(default=DEFAULT_TRACKING_URI, description="MLflow tracking URI.")
+
+
 class TabularDriftSettings(BaseSettings):
     """What `myllama eval drift` can be told."""
 
@@ -81,7 +90,7 @@ class TabularDriftSettings(BaseSettings):
         default=Path("predictions.db"), description="SQLite prediction log written by the server."
     )
     psi: bool = Field(default=False, description="Use PSI (threshold 0.1) for every column.")
-    tracking_uri: str = Field(default="sqlite:///mlflow.db", description="MLflow tracking URI.")
+    tracking_uri: str = Field(default=DEFAULT_TRACKING_URI, description="MLflow tracking URI.")
     experiment: str = Field(default="myllama-drift", description="MLflow experiment name.")
 
     @field_validator("predictor")

@@ -11,6 +11,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.predictors.registry import PREDICTOR_NAMES
+from models.predictors.tracking import DEFAULT_TRACKING_URI
 
 STEPS = 5  # load, fit, evaluate, MLflow, artefact (see train.train)
 
@@ -21,7 +22,7 @@ class TrainSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
 
     tracking_uri: str = Field(
-        default="sqlite:///mlflow.db", description="MLflow tracking URI for the predictors."
+        default=DEFAULT_TRACKING_URI, description="MLflow tracking URI for the predictors."
     )
     predictors_dir: Path = Field(
         default=Path("artifacts/predictors"),
@@ -32,7 +33,7 @@ class TrainSettings(BaseSettings):
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the train flags."""
-    from myllama import add_settings_flags
+    from cli_settings import add_settings_flags
 
     parser.add_argument(
         "predictor",
@@ -56,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
         TimeElapsedColumn,
     )
 
+    from cli_settings import load_settings
     from models.predictors.datasets import DatasetUnavailable
     from models.predictors.train import train
-    from myllama import load_settings
 
     settings = load_settings(TrainSettings, args)
     names = list(PREDICTOR_NAMES) if args.predictor == "all" else [args.predictor]

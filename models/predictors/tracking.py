@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # in the working directory
+
 
 def offline() -> None:
     """Switch MLflow's telemetry and progress bars off before it is first imported."""

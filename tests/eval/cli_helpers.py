@@ -11,12 +11,12 @@ from typing import Any
 from tests.helpers import ROOT
 
 
-def start_eval(args: list[str]) -> subprocess.Popen[str]:
-    """Start `myllama eval ARGS` (stdout and stderr captured)."""
+def start_eval(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start `myllama eval ARGS` with extra environment `env` (stdout and stderr captured)."""
     return subprocess.Popen(
         [sys.executable, "-m", "myllama", "eval", *args],
         cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -31,9 +31,11 @@ def finish(process: subprocess.Popen[str], timeout: float = 300) -> tuple[int, d
     return process.returncode, json.loads(lines[-1]), err
 
 
-def eval_cli(args: list[str], timeout: float = 300) -> tuple[int, dict[str, Any], str]:
+def eval_cli(
+    args: list[str], timeout: float = 300, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], str]:
     """Run `myllama eval ARGS` to the end."""
-    return finish(start_eval(args), timeout)
+    return finish(start_eval(args, env), timeout)
 
 
 def eval_fails(args: list[str], timeout: float = 120) -> tuple[int, str]:

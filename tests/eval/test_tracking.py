@@ -19,6 +19,7 @@ from eval.tracking import (
     load_reference,
     tag_reference,
 )
+from tests.eval.cli_helpers import eval_cli
 
 SHA = "a" * 64
 
@@ -78,3 +79,15 @@ def test_only_finished_eval_runs_become_references(client: MlflowClient) -> None
         tag_reference(client, running)
     with pytest.raises(EvalError, match="no embeddings"):
         load_reference(client, client.get_run(running))
+
+
+def test_tag_reference_reads_the_tracking_uri_from_the_environment(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    """`myllama eval tag-reference` without --tracking-uri uses MYLLAMA_TRACKING_URI."""
+    experiment = client.create_experiment("eval")
+    run_id = _eval_run(client, experiment, tmp_path, started=1_000)
+    env = {"MYLLAMA_TRACKING_URI": client.tracking_uri}
+    code, result, err = eval_cli(["tag-reference", run_id], timeout=120, env=env)
+    assert code == 0 and result["reference"] is True, err[-3000:]
+    assert client.get_run(run_id).data.tags["reference"] == "true"
