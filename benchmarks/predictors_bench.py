@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,31 +19,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
-from models.predictors.datasets import LABEL, load_split
+from eval.latency import percentiles
+from models.predictors.datasets import feature_records, load_split
 from models.predictors.prediction_log import PredictionLog
 from models.predictors.registry import PREDICTOR_NAMES, Predictor, PredictorRegistry
+from models.predictors.tracking import DEFAULT_TRACKING_URI
 
 
 def _records(name: str, n: int) -> list[dict[str, Any]]:
     """n held-out rows (repeated if needed) as JSON-ready records."""
-    rows = load_split(name).test.drop(columns=LABEL).dropna()
-    rows = rows.sample(n, replace=len(rows) < n, random_state=0)
-    return [
-        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
-        for r in rows.to_dict("records")
-    ]
+    rows = load_split(name).test.dropna()
+    return feature_records(rows.sample(n, replace=len(rows) < n, random_state=0))
 
 
-def _percentiles(times: list[float]) -> dict[str, float]:
-    """p50/p99/mean in milliseconds."""
-    ms = np.array(times) * 1000
-    return {
-        "p50_ms": round(float(np.percentile(ms, 50)), 3),
-        "p99_ms": round(float(np.percentile(ms, 99)), 3),
-        "mean_ms": round(statistics.fmean(ms), 3),
-    }
+def _ms(times: list[float]) -> dict[str, float]:
+    """mean and p50/p95/p99 of wall times, in milliseconds."""
+    return {k: round(v, 3) for k, v in percentiles([t * 1000 for t in times], "ms").items()}
 
 
 def _time(call: Callable[[], object], repeat: int) -> list[float]:
@@ -78,7 +69,7 @@ def _bench_one(
     result: dict[str, Any] = {
         "source": predictor.source,
         "version": predictor.version,
-        "server_single": _percentiles(_time(lambda: serve([next(one)]), args.repeat)),
+        "server_single": _ms(_time(lambda: serve([next(one)]), args.repeat)),
         "server_batch_ms": round(min(_time(lambda: serve(batch), args.batch_repeat)) * 1000, 2),
     }
     if client is None:
@@ -88,7 +79,7 @@ def _bench_one(
         client.post(f"/v1/predict/{name}", json={"inputs": records}).raise_for_status()
 
     one = iter(singles)
-    result["http_single"] = _percentiles(_time(lambda: post([next(one)]), args.repeat))
+    result["http_single"] = _ms(_time(lambda: post([next(one)]), args.repeat))
     result["http_batch_ms"] = round(min(_time(lambda: post(batch), args.batch_repeat)) * 1000, 2)
     return result
 
@@ -113,7 +104,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     """Parse flags, run, print a table and one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
     parser.add_argument("--predictors-dir", default="artifacts/predictors")
     parser.add_argument("--url", help="A running server to time over HTTP as well.")
     parser.add_argument("--api-key")
@@ -127,14 +118,14 @@ def main() -> None:
             continue
         r = results[name]
         line = (
-            f"{name:<7} server single p50 {r['server_single']['p50_ms']:7.2f} ms  "
-            f"p99 {r['server_single']['p99_ms']:7.2f} ms  "
+            f"{name:<7} server single p50 {r['server_single']['ms_p50']:7.2f} ms  "
+            f"p99 {r['server_single']['ms_p99']:7.2f} ms  "
             f"batch of {args.batch} {r['server_batch_ms']:7.1f} ms"
         )
         if "http_single" in r:
             line += (
-                f" | HTTP single p50 {r['http_single']['p50_ms']:7.2f} ms "
-                f"p99 {r['http_single']['p99_ms']:7.2f} ms  batch {r['http_batch_ms']:7.1f} ms"
+                f" | HTTP single p50 {r['http_single']['ms_p50']:7.2f} ms "
+                f"p99 {r['http_single']['ms_p99']:7.2f} ms  batch {r['http_batch_ms']:7.1f} ms"
             )
         print(line)
     print(json.dumps(results))

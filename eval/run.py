@@ -21,7 +21,7 @@ from rich.progress import Progress
 from eval import plots
 from eval.embedding_drift import calibrated_threshold, compare, paired_cosine
 from eval.latency import RequestRecord, summarise
-from eval.loadgen import Sampling, run_level, server_models
+from eval.loadgen import Sampling, base_url, run_level, server_models
 from eval.settings import EvalRunSettings
 from eval.tracking import (
     EMBEDDINGS,
@@ -49,7 +49,7 @@ def _server_facts(settings: EvalRunSettings) -> tuple[str, dict[str, Any]]:
         cards = asyncio.run(server_models(settings.server_url, key))
         model = settings.model
         if model is None:
-            health = httpx.get(settings.server_url.rstrip("/").removesuffix("/v1") + "/health")
+            health = httpx.get(base_url(settings.server_url).removesuffix("/v1") + "/health")
             model = health.json().get("default_model") or cards[0]["id"]
     except (OpenAIError, httpx.HTTPError, ValueError, IndexError) as exc:
         raise EvalError(f"cannot read the models of {settings.server_url}: {exc}") from exc

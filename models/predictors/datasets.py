@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
@@ -113,6 +114,15 @@ def load_split(name: str) -> Split:
         return frame[columns].reset_index(drop=True)
 
     return Split(tidy(split.train), tidy(split.test), split.source)
+
+
+def feature_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready API inputs: the label dropped, rows with a missing feature skipped."""
+    rows = frame.drop(columns=LABEL, errors="ignore").dropna()
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in rows.to_dict("records")
+    ]
 
 
 def load_training_frame(name: str) -> pd.DataFrame:

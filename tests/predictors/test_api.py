@@ -9,20 +9,11 @@ import httpx
 import pandas as pd
 import pytest
 
-from models.predictors.datasets import LABEL, load_split
+from models.predictors.datasets import LABEL, feature_records, load_split
 from models.predictors.prediction_log import read_predictions
 from models.predictors.registry import PREDICTOR_NAMES
 from tests.conftest import Server
 from tests.predictors.conftest import Trained, serving, wait_for_predictors
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Held-out rows as JSON records (NaN dropped rows: the API wants every feature)."""
-    rows = frame.drop(columns=LABEL).dropna()
-    return [
-        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
-        for r in rows.to_dict("records")
-    ]
 
 
 def _predict(server: Server, name: str, inputs: Any) -> httpx.Response:
@@ -64,7 +55,7 @@ def test_served_predictions_match_the_held_out_metrics(
 ) -> None:
     """Scoring held-out rows over HTTP gives valid probabilities and the logged accuracy."""
     test = load_split(name).test.dropna().head(5_000)
-    response = _predict(predictor_server, name, _records(test))
+    response = _predict(predictor_server, name, feature_records(test))
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model"] == name and body["version"] == trained.results[name]["version"]
@@ -82,7 +73,7 @@ def test_served_predictions_match_the_held_out_metrics(
 
 def test_bad_inputs_answer_422_naming_the_field(predictor_server: Server) -> None:
     """Wrong category (allowed values shown), type, range; unknown, missing, empty inputs."""
-    good = _records(load_split("income").test.head(1))[0]
+    good = feature_records(load_split("income").test.head(1))[0]
     error = _error(
         _predict(predictor_server, "income", [good, {**good, "workclass": "Pirate"}]), 422
     )
@@ -122,14 +113,14 @@ def test_untrained_server_lists_nothing_and_says_to_train(server: Server) -> Non
 def test_artefact_fallback_and_nothing_lost_on_shutdown(trained: Trained, tmp_path: Path) -> None:
     """No MLflow store: the artefacts are served; every prediction is in the log after a stop."""
     log_file = tmp_path / "predictions.db"
-    iris = _records(load_split("iris").test)
+    iris = feature_records(load_split("iris").test)
     with serving(f"sqlite:///{tmp_path}/absent.db", trained.predictors_dir, log_file) as server:
         cards = wait_for_predictors(server)
         assert {c["source"] for c in cards} == {"artefact"} and len(cards) == 3
         for record in iris:
             assert _predict(server, "iris", [record]).status_code == 200
         assert _predict(server, "iris", iris).status_code == 200
-        churn = _records(load_split("churn").test.head(5))
+        churn = feature_records(load_split("churn").test.head(5))
         assert _predict(server, "churn", churn).status_code == 200
     logged = read_predictions(log_file, "iris")
     assert len(logged) == 2 * len(iris)
