@@ -76,7 +76,7 @@ RUN apt-get update \
        $(command -v python3 >/dev/null || echo python3) \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin myllama \
-    && install -d -o myllama -g myllama /app /var/lib/mlflow
+    && install -d -o myllama -g myllama /app /app/data /var/lib/mlflow
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -90,7 +90,8 @@ COPY --from=build /build/dist /tmp/dist
 RUN pip install --no-deps --no-index --no-cache-dir /tmp/dist/*.whl && rm -rf /tmp/dist
 
 # Data (the MLflow store, trained predictors, the prediction log) lives in /app, owned by the user;
-# /var/lib/mlflow is the mount point of compose.yaml's MLflow volume.
+# /app/data (compose.yaml's prediction-log volume) and /var/lib/mlflow (its MLflow volume) are
+# created owned by the user, so fresh named volumes mounted there are writable by it.
 WORKDIR /app
 USER myllama
 RUN myllama train all
