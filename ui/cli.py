@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from myllama import add_settings_flags, load_settings
+from cli_settings import add_settings_flags, load_settings
 from ui.settings import UISettings
 
 if TYPE_CHECKING:
@@ -27,6 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def start(settings: UISettings) -> gr.Blocks:
     """Build the app and serve it in the background."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # The dispatcher set the level from --log-level or the server's MYLLAMA_LOG_LEVEL; the UI's
+    # own level comes from the flag or MYLLAMA_UI_LOG_LEVEL.
+    logging.getLogger().setLevel(settings.log_level.upper())
     for chatty in ("httpx", "httpx2"):  # one INFO line per request to the server otherwise
         logging.getLogger(chatty).setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     from ui.app import THEME, build_app
