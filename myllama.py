@@ -8,8 +8,6 @@ import logging
 import os
 import sys
 
-from cli_settings import add_settings_flags, load_settings  # noqa: F401  (old import path)
-
 log = logging.getLogger("myllama")
 
 
