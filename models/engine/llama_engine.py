@@ -32,17 +32,27 @@ from models.engine.text import StopTextAssembler
 from models.errors import ContextLengthExceeded, EngineFailure, QueueFull
 
 log = logging.getLogger(__name__)
-logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
+_llama_log = logging.getLogger("llama.cpp")
+_GGML_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml: 1 debug, 2 info, 5 continued
 
 _backend_once = threading.Lock()
 _backend_ready = False
 
 
+@llc.llama_log_callback
+def _forward_llama_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    """Send llama.cpp's own log lines to Python logging instead of stderr."""
+    message = text.decode(errors="replace").rstrip()
+    if message:
+        _llama_log.log(_GGML_LEVELS.get(level, logging.DEBUG), "%s", message)
+
+
 def _init_backend() -> None:
-    """Initialise llama.cpp's backends once per process."""
+    """Initialise llama.cpp's backends and its logging once per process."""
     global _backend_ready
     with _backend_once:
         if not _backend_ready:
+            llc.llama_log_set(_forward_llama_log, ctypes.c_void_p(0))
             llc.llama_backend_init()
             _backend_ready = True
 
