@@ -14,6 +14,8 @@ from models.catalog import build_catalog
 from models.embedder import Embedder
 from models.engine import EngineConfig
 from models.engine.pool import EnginePool
+from models.predictors.prediction_log import PredictionLog
+from models.predictors.registry import PredictorRegistry
 from server.auth import require_api_key
 from server.errors import install_error_handlers
 from server.metrics import Metrics
@@ -36,6 +38,29 @@ def _engine_config(settings: ServerSettings) -> EngineConfig:
     )
 
 
+async def _load_predictors(app: FastAPI, settings: ServerSettings) -> None:
+    """Load the champions (or artefacts) off the event loop."""
+    try:
+        app.state.predictors = await asyncio.to_thread(
+            PredictorRegistry.load, settings.tracking_uri, settings.predictors_dir
+        )
+    except Exception as exc:
+        log.exception("loading the predictors failed")
+        app.state.predictors_error = str(exc)
+
+
+def _start_predictors(app: FastAPI) -> asyncio.Task[None] | None:
+    """Open the prediction log and start loading the predictors."""
+    settings: ServerSettings = app.state.settings
+    app.state.predictors = None
+    app.state.predictors_error = None
+    app.state.prediction_log = PredictionLog(settings.prediction_log)
+    if not settings.load_predictors:
+        app.state.predictors = PredictorRegistry.disabled()
+        return None
+    return asyncio.create_task(_load_predictors(app, settings))
+
+
 async def _load(app: FastAPI) -> None:
     """Load the weights off the event loop; /health says 503 until done."""
     try:
@@ -51,14 +76,14 @@ async def _load(app: FastAPI) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start loading engines and predictors; on shutdown flush the log, close the engines."""
     loader = asyncio.create_task(_load(app))
-    predictor_loader = predictors.start(app)
+    predictor_loader = _start_predictors(app)
     try:
         yield
     finally:
         try:
             if predictor_loader is not None:
                 predictor_loader.cancel()
-            predictors.stop(app)  # flushes the prediction log
+            app.state.prediction_log.close()  # nothing logged is lost on a clean shutdown
         finally:
             await asyncio.shield(loader)  # a load in progress finishes before the engines close
             app.state.pool.close()

@@ -220,3 +220,48 @@ def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dic
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": cached_tokens},
     }
+
+
+class PredictRequest(BaseModel):
+    """A batch of records to score; each record is checked against the predictor's schema."""
+
+    inputs: list[Any] = Field(description="One object of features per record.")
+
+
+MAX_INPUTS = 2048
+
+
+class EmbeddingRequest(BaseModel):
+    """POST /v1/embeddings: text input only (token arrays are not accepted)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _text_only(cls, value: object) -> object:
+        items = value if isinstance(value, list) else [value]
+        if any(not isinstance(item, str) for item in items):
+            raise ValueError("only text is accepted: a string or a list of strings (no token ids)")
+        return value
+
+    @field_validator("input")
+    @classmethod
+    def _non_empty(cls, value: str | list[str]) -> str | list[str]:
+        texts = [value] if isinstance(value, str) else value
+        if not texts:
+            raise ValueError("give at least one string")
+        if len(texts) > MAX_INPUTS:
+            raise ValueError(f"at most {MAX_INPUTS} strings per request")
+        if any(not t for t in texts):
+            raise ValueError("strings must not be empty")
+        return value
+
+    def texts(self) -> list[str]:
+        """The inputs as a list."""
+        return [self.input] if isinstance(self.input, str) else list(self.input)

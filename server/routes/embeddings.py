@@ -4,54 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter
 
-from models.embedder import Embedder, EmbedderUnavailable
+from models.embedder import EmbedderUnavailable
 from models.errors import ModelNotFound
+from server.deps import EmbedderDep
 from server.errors import APIError
+from server.protocol import EmbeddingRequest
 
 router = APIRouter()
-
-MAX_INPUTS = 2048
-
-
-class EmbeddingRequest(BaseModel):
-    """POST /v1/embeddings: text input only (token arrays are not accepted)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    model: str
-    input: str | list[str]
-    encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
-    user: str | None = None
-
-    @field_validator("input", mode="before")
-    @classmethod
-    def _text_only(cls, value: object) -> object:
-        items = value if isinstance(value, list) else [value]
-        if any(not isinstance(item, str) for item in items):
-            raise ValueError("only text is accepted: a string or a list of strings (no token ids)")
-        return value
-
-    @field_validator("input")
-    @classmethod
-    def _non_empty(cls, value: str | list[str]) -> str | list[str]:
-        texts = [value] if isinstance(value, str) else value
-        if not texts:
-            raise ValueError("give at least one string")
-        if len(texts) > MAX_INPUTS:
-            raise ValueError(f"at most {MAX_INPUTS} strings per request")
-        if any(not t for t in texts):
-            raise ValueError("strings must not be empty")
-        return value
-
-    def texts(self) -> list[str]:
-        """The inputs as a list."""
-        return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
 def _encode(vector: Any, fmt: str) -> list[float] | str:
@@ -61,9 +24,8 @@ def _encode(vector: Any, fmt: str) -> list[float] | str:
 
 
 @router.post("/embeddings")
-async def create_embeddings(body: EmbeddingRequest, request: Request) -> dict[str, Any]:
+async def create_embeddings(body: EmbeddingRequest, embedder: EmbedderDep) -> dict[str, Any]:
     """Embed one string or a list of strings."""
-    embedder: Embedder = request.app.state.embedder
     if not embedder.accepts(body.model):
         raise ModelNotFound(
             f"Embedding model '{body.model}' not found; this server embeds with "
