@@ -20,6 +20,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "up": ("ui.up", "Run the server and the UI together."),
     "train": ("models.predictors.cli", "Train the classical predictors and log them to MLflow."),
     "eval": ("eval.cli", "Offline evaluation: latency, output drift, tabular drift."),
+    "models": ("models.lifecycle.cli", "The LLM's lifecycle: list, quantize, compare, promote."),
+}
+# Actions of a subcommand that live in another room: `models compare` runs the eval harness,
+# so eval provides it (models never imports eval).
+NESTED: dict[str, dict[str, tuple[str, str]]] = {
+    "models": {"compare": ("eval.compare", "Serve two models, measure speed and output drift.")},
 }
 
 
@@ -32,8 +38,14 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
             module = importlib.import_module(module_name)
-            module.configure(sub_parser)
+            actions = module.configure(sub_parser)
             sub_parser.set_defaults(_run=module.run)
+            for action, (action_module, action_help) in NESTED.get(name, {}).items():
+                action_parser = actions.add_parser(action, help=action_help)
+                if action in argv:
+                    nested = importlib.import_module(action_module)
+                    nested.configure(action_parser)
+                    action_parser.set_defaults(_run=nested.run)
     return parser
 
 

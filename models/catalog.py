@@ -1,4 +1,4 @@
-"""Model catalog: model ids → GGUF files (a path, or a file inside an installed package)."""
+"""Model catalog: model ids → GGUF files (a path, a file inside a package, or a models:/ URI)."""
 
 from __future__ import annotations
 
@@ -56,14 +56,28 @@ DEFAULT_MODEL = ModelSpec(
 )
 
 
+def registry_spec(uri: str, model_id: str | None = None) -> ModelSpec:
+    """A spec for a models:/NAME@ALIAS or models:/NAME/VERSION URI (MLflow imported only here)."""
+    from models.lifecycle.registry import Registry, tracking_uri_from_env
+
+    registry = Registry(tracking_uri_from_env())
+    variant = registry.get(uri)
+    aliases = [] if model_id or variant.family == variant.model_id else [variant.family]
+    return ModelSpec(
+        id=model_id or variant.model_id, path=registry.local_path(variant), aliases=aliases
+    )
+
+
 def spec_from_argument(argument: str) -> ModelSpec:
-    """Turn a `--model` value (`PATH`, `ID=PATH` or a catalog id) into a spec."""
+    """Turn a `--model` value (`PATH`, `ID=PATH`, a catalog id or a models:/ URI) into a spec."""
     if argument == DEFAULT_MODEL_ID:
         return DEFAULT_MODEL
     model_id, sep, path = argument.partition("=")
     if not sep:
-        path, model_id = argument, Path(argument).stem.lower()
-    return ModelSpec(id=model_id, path=Path(path))
+        path, model_id = argument, ""
+    if path.startswith("models:/"):
+        return registry_spec(path, model_id or None)
+    return ModelSpec(id=model_id or Path(path).stem.lower(), path=Path(path))
 
 
 def build_catalog(specs: list[ModelSpec], arguments: list[str]) -> list[ModelSpec]:

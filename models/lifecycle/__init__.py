@@ -1,0 +1,1 @@
+"""The LLM's lifecycle: GGUF facts, quantised variants in the MLflow registry, promotion."""
