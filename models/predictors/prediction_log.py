@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
+import math
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ from typing import Any
 import pandas as pd
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PENDING_ROWS = 20_000
+DEFAULT_FLUSH_INTERVAL = 1.0
+DEFAULT_ENQUEUE_TIMEOUT = 1.0
+DEFAULT_CLOSE_TIMEOUT = 5.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -36,6 +42,14 @@ _INSERT = (
 _FIXED_COLUMNS = ["ts", "version", "label"]
 
 
+class PredictionLogFull(RuntimeError):
+    """The log has no room for a request's rows; retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class _Entry:
     """One request's predictions, queued for the writer."""
@@ -45,6 +59,12 @@ class _Entry:
     version: str
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
+    queued_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def rows(self) -> int:
+        """How many rows this entry writes."""
+        return len(self.inputs)
 
 
 def _timestamp(moment: datetime) -> str:
@@ -52,30 +72,74 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-class PredictionLog:
-    """Appends predictions without blocking the caller; `close()` flushes everything queued.
+def _rows(entry: _Entry) -> list[tuple[str, ...]]:
+    """An entry as table rows (raises on outputs or inputs that cannot be stored)."""
+    return [
+        (
+            entry.ts,
+            entry.predictor,
+            entry.version,
+            str(out["label"]),
+            json.dumps(out["probabilities"]),
+            json.dumps(record),
+        )
+        for record, out in zip(entry.inputs, entry.outputs, strict=True)
+    ]
 
-    A failed batch (e.g. "database is locked") is retried with a doubling backoff; rows are
-    dropped, with an error in the log, only after the last attempt. After `close()`, `record()`
-    writes synchronously, so nothing is lost.
+
+class PredictionLog:
+    """Appends predictions without blocking the caller (until the bound is reached).
+
+    Guarantees (documented in the README, measured by benchmarks/predlog_kill_bench.py):
+
+    - Bounded: at most `max_pending_rows` rows wait in memory (queued or being written). A request
+      whose rows do not fit waits up to `enqueue_timeout` seconds for room, then `record()` raises
+      `PredictionLogFull` (the server answers 503 with Retry-After): a row is either logged or its
+      request was refused, never answered and silently dropped.
+    - A kill loses little: the writer commits at least every `flush_interval` seconds while rows
+      wait (at once when `batch_size` rows wait), in WAL mode with synchronous=NORMAL, so a
+      committed row survives SIGKILL / an OOM kill of the process. A kill loses at most the rows
+      answered in the last `flush_interval` seconds (plus the one commit in progress), and never
+      more than `max_pending_rows`.
+    - A write that fails (e.g. "database is locked") is retried with a doubling backoff (capped at
+      `max_backoff`) for as long as the log is open; the rows keep their place in the bound.
+    - `close()` flushes what waits, and returns within `close_timeout` seconds even if SQLite is
+      stuck (what could not be written is counted in an error line). After `close()`, `record()`
+      writes synchronously.
     """
 
     def __init__(
         self,
         path: Path,
+        *,
+        max_pending_rows: int = DEFAULT_MAX_PENDING_ROWS,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        enqueue_timeout: float = DEFAULT_ENQUEUE_TIMEOUT,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         batch_size: int = 1000,
-        lock_timeout: float = 5.0,
-        attempts: int = 5,
+        lock_timeout: float = 1.0,
         backoff: float = 0.05,
+        max_backoff: float = 1.0,
     ) -> None:
+        if max_pending_rows < 1 or flush_interval < 0 or enqueue_timeout < 0:
+            raise ValueError("prediction log: max_pending_rows >= 1, intervals >= 0")
         self.path = Path(path)
+        self.max_pending_rows = max_pending_rows
+        self.flush_interval = flush_interval
+        self.enqueue_timeout = enqueue_timeout
+        self.close_timeout = close_timeout
         self.batch_size = batch_size
         self.lock_timeout = lock_timeout
-        self.attempts = attempts
         self.backoff = backoff
-        self._queue: queue.Queue[_Entry | None] = queue.Queue()
-        self._closed = False
-        self._state_lock = threading.Lock()
+        self.max_backoff = max_backoff
+        self._lock = threading.Lock()
+        self._has_rows = threading.Condition(self._lock)  # the writer waits on it
+        self._has_room = threading.Condition(self._lock)  # callers of record() wait on it
+        self._queue: deque[_Entry] = deque()
+        self._queued_rows = 0
+        self._pending_rows = 0  # queued + being written: what a kill would lose
+        self._closing = False
+        self._close_deadline = math.inf
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(self.path) as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -84,6 +148,17 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._write_loop, name="prediction-log", daemon=True)
         self._thread.start()
 
+    @property
+    def pending_rows(self) -> int:
+        """Rows answered but not yet committed (what a kill now would lose)."""
+        with self._lock:
+            return self._pending_rows
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds a refused caller should wait: about one flush."""
+        return max(1, math.ceil(self.flush_interval))
+
     def record(
         self,
         predictor: str,
@@ -91,88 +166,122 @@ class PredictionLog:
         inputs: list[dict[str, Any]],
         outputs: list[dict[str, Any]],
     ) -> None:
-        """Queue one request's predictions (returns at once; written synchronously after close)."""
+        """Queue one request's predictions; PredictionLogFull if no room came in time."""
         entry = _Entry(_timestamp(datetime.now(UTC)), predictor, version, inputs, outputs)
-        with self._state_lock:
-            if not self._closed:
-                self._queue.put(entry)
-                return
+        with self._lock:
+            if not self._closing:
+                fits = self._has_room.wait_for(
+                    lambda: (
+                        self._closing
+                        or self._pending_rows == 0  # an oversized request still goes alone
+                        or self._pending_rows + entry.rows <= self.max_pending_rows
+                    ),
+                    timeout=self.enqueue_timeout,
+                )
+                if not fits:
+                    raise PredictionLogFull(
+                        f"The prediction log is full ({self._pending_rows} rows waiting to be "
+                        f"written, at most {self.max_pending_rows}); the prediction was not "
+                        "served. Retry shortly.",
+                        self.retry_after,
+                    )
+                if not self._closing:
+                    self._queue.append(entry)
+                    self._queued_rows += entry.rows
+                    self._pending_rows += entry.rows
+                    if len(self._queue) == 1 or self._queued_rows >= self.batch_size:
+                        self._has_rows.notify()  # start the flush clock, or flush now
+                    return
         log.warning("prediction log %s is closed; writing %s synchronously", self.path, predictor)
         db = sqlite3.connect(self.path, timeout=self.lock_timeout)
         try:
-            self._write(db, [entry])
+            with db:
+                db.executemany(_INSERT, _rows(entry))
         finally:
             db.close()
 
-    def close(self) -> None:
-        """Write everything still queued, then stop the writer."""
-        with self._state_lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._queue.put(None)
-        self._thread.join()
+    def close(self, timeout: float | None = None) -> None:
+        """Write what waits, stop the writer; back within `timeout` s (default close_timeout)."""
+        timeout = self.close_timeout if timeout is None else timeout
+        with self._lock:
+            if not self._closing:
+                self._closing = True
+                self._close_deadline = time.monotonic() + timeout
+                self._has_rows.notify_all()
+                self._has_room.notify_all()
+        self._thread.join(max(0.0, self._close_deadline - time.monotonic()))
+        unwritten = self.pending_rows
+        if unwritten:
+            log.error(
+                "prediction log %s: %d rows were not written within %.1f s of close and are LOST",
+                self.path,
+                unwritten,
+                timeout,
+            )
+
+    def _next_batch(self) -> tuple[list[_Entry], bool]:
+        """Entries to commit now (after waiting for a flush reason), and whether to stop after."""
+        with self._lock:
+            while not self._queue and not self._closing:
+                self._has_rows.wait()
+            while self._queue and not self._closing and self._queued_rows < self.batch_size:
+                due = self._queue[0].queued_at + self.flush_interval - time.monotonic()
+                if due <= 0:
+                    break
+                self._has_rows.wait(due)
+            batch: list[_Entry] = []
+            rows = 0
+            while self._queue and (not batch or rows + self._queue[0].rows <= self.batch_size):
+                entry = self._queue.popleft()
+                batch.append(entry)
+                rows += entry.rows
+            self._queued_rows -= rows
+            return batch, self._closing and not self._queue
 
     def _write_loop(self) -> None:
         db = sqlite3.connect(self.path, timeout=self.lock_timeout)
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives a process kill
         try:
-            running = True
-            while running:
-                entries = [self._queue.get()]
-                while len(entries) < self.batch_size and not self._queue.empty():
-                    entries.append(self._queue.get_nowait())
-                if None in entries:
-                    running = False
-                self._write(db, [e for e in entries if e is not None])
+            stop = False
+            while not stop:
+                batch, stop = self._next_batch()
+                if batch and not self._commit(db, batch):
+                    return  # closing and past the deadline: close() reports the loss
         finally:
             db.close()
 
-    def _write(self, db: sqlite3.Connection, entries: list[_Entry]) -> None:
-        """Insert one batch, retrying any failure; never raises (the writer thread must live on)."""
+    def _commit(self, db: sqlite3.Connection, entries: list[_Entry]) -> bool:
+        """Insert one batch, retrying failures while open; False if close's deadline passed."""
         rows: list[tuple[str, ...]] = []
-        for e in entries:
+        for entry in entries:
             try:
-                rows += [
-                    (
-                        e.ts,
-                        e.predictor,
-                        e.version,
-                        str(out["label"]),
-                        json.dumps(out["probabilities"]),
-                        json.dumps(record),
-                    )
-                    for record, out in zip(e.inputs, e.outputs, strict=True)
-                ]
-            except Exception:
-                log.exception("DROPPED a %s request's %d predictions", e.predictor, len(e.inputs))
-        if not rows:
-            return
-        for attempt in range(1, self.attempts + 1):
+                rows += _rows(entry)
+            except Exception:  # a bug upstream, never a request's fault: say it loudly
+                log.exception("DROPPED a %s request's %d predictions", entry.predictor, entry.rows)
+        attempt = 0
+        while rows:
+            attempt += 1
             try:
                 with db:
                     db.executemany(_INSERT, rows)
-                return
+                break
             except Exception as exc:
-                if attempt == self.attempts:
-                    log.error(
-                        "DROPPED %d predictions: could not write them to %s after %d attempts",
-                        len(rows),
-                        self.path,
-                        attempt,
-                        exc_info=True,
-                    )
-                    return
-                delay = self.backoff * 2 ** (attempt - 1)
+                delay = min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
+                if time.monotonic() + delay > self._close_deadline:
+                    return False
                 log.warning(
-                    "writing %d predictions to %s failed (%s); retry %d/%d in %.2fs",
+                    "writing %d predictions to %s failed (%s); retry %d in %.2fs",
                     len(rows),
                     self.path,
                     exc,
                     attempt,
-                    self.attempts - 1,
                     delay,
                 )
                 time.sleep(delay)
+        with self._lock:
+            self._pending_rows -= sum(e.rows for e in entries)
+            self._has_room.notify_all()
+        return True
 
 
 def read_predictions(

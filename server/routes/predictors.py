@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from models.predictors.prediction_log import PredictionLogFull
 from models.predictors.schema import InvalidInput
 from server.deps import PredictionLogDep, RegistryDep
 from server.errors import APIError
@@ -24,12 +25,21 @@ def list_predictors(registry: RegistryDep) -> dict[str, Any]:
 def predict(
     name: str, body: PredictRequest, registry: RegistryDep, prediction_log: PredictionLogDep
 ) -> dict[str, Any]:
-    """Score one or many records; each prediction is queued for the prediction log."""
+    """Score one or many records; answered only once queued for the prediction log (else 503)."""
     predictor = registry.get(name)
     try:
         records = predictor.validate(body.inputs)
     except InvalidInput as exc:
         raise APIError(422, str(exc), param=exc.param, code="invalid_value") from exc
     outputs = predictor.predict(records)
-    prediction_log.record(name, predictor.version, records, outputs)
+    try:
+        prediction_log.record(name, predictor.version, records, outputs)
+    except PredictionLogFull as exc:
+        raise APIError(
+            503,
+            str(exc),
+            type="server_error",
+            code="prediction_log_full",
+            headers={"Retry-After": str(exc.retry_after)},
+        ) from exc
     return {"model": name, "version": predictor.version, "predictions": outputs}

@@ -61,6 +61,21 @@ def wait_for_predictors(server: Server, timeout: float = 120.0) -> list[dict[str
     raise TimeoutError("predictors not loaded in time")
 
 
+def predict(server: Server, name: str, inputs: Any) -> httpx.Response:
+    """POST /v1/predict/{name} with these inputs."""
+    return httpx.post(
+        f"{server.v1}/predict/{name}", json={"inputs": inputs}, headers=server.headers(), timeout=60
+    )
+
+
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The error envelope of a response with this status."""
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
+
+
 @contextmanager
 def serving(tracking_uri: str, predictors_dir: Path, prediction_log: Path) -> Iterator[Server]:
     """A real `myllama serve` on a free port with these predictor paths; stopped cleanly after."""
