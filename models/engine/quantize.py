@@ -129,7 +129,7 @@ def quantize(
         with _routed_log(progress):
             rc = llc.llama_model_quantize(str(source).encode(), str(tmp).encode(), params)
         if rc != 0:
-            raise RuntimeError(f"llama_model_quantize failed with code {rc} (see the log)")
+            raise QuantizeError(f"llama.cpp could not quantise {source} (code {rc}; see the log)")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
