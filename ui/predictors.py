@@ -15,11 +15,14 @@ def field_component(name: str, schema: dict[str, Any], elem_id: str) -> gr.Compo
     """One input for one schema property, as the server writes them (models/predictors/schema.py).
 
     A dropdown for an enum (strings, or a 0/1 integer); otherwise a number box for a number or an
-    integer, captioned with the server's description. No minimum/maximum on the box: the server
+    integer, captioned with the server's description (and, for a `nullable` feature, that it may
+    be left empty). No minimum/maximum on the box: the server
     checks ranges and names the field in its 422.
     """
     label = name.replace("_", " ").replace("-", " ")
     info = schema.get("description")
+    if schema.get("nullable"):  # missing in training too: the server imputes an empty field
+        info = "; ".join([*([info] if info else []), "may be left empty if unknown"])
     if "enum" in schema:
         # value=None: nothing preselected (Gradio would pick the first choice), the person chooses.
         return gr.Dropdown(

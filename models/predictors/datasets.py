@@ -116,11 +116,13 @@ def load_split(name: str) -> Split:
     return Split(tidy(split.train), tidy(split.test), split.source)
 
 
-def feature_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready API inputs: the label dropped, rows with a missing feature skipped."""
-    rows = frame.drop(columns=LABEL, errors="ignore").dropna()
+def feature_records(frame: pd.DataFrame, keep_missing: bool = False) -> list[dict[str, Any]]:
+    """JSON-ready API inputs; a row with a missing value is skipped, or kept with null."""
+    rows = frame.drop(columns=LABEL, errors="ignore")
+    if not keep_missing:
+        rows = rows.dropna()
     return [
-        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        {k: None if pd.isna(v) else v.item() if hasattr(v, "item") else v for k, v in r.items()}
         for r in rows.to_dict("records")
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from models.predictors.datasets import LABEL
@@ -30,14 +31,17 @@ def _feature_schema(column: pd.Series) -> dict[str, Any]:
 
     The range is the training range widened by its own span on each side (never below 0 for a
     feature that was never negative): absurd values are refused, unseen but sane ones are not.
+    A feature with missing values in training is `nullable` (OpenAPI's keyword): null is then
+    accepted and reaches the pipeline as NaN, imputed as in training.
     """
     values = column.dropna()
+    nullable = {"nullable": True} if len(values) < len(column) else {}
     if not pd.api.types.is_numeric_dtype(column):
-        return {"type": "string", "enum": sorted(str(v) for v in values.unique())}
+        return {"type": "string", "enum": sorted(str(v) for v in values.unique()), **nullable}
     kind = "integer" if pd.api.types.is_integer_dtype(column) else "number"
     low, high = _plain(values.min()), _plain(values.max())
     if kind == "integer" and {low, high} <= {0, 1}:
-        return {"type": kind, "minimum": 0, "maximum": 1, "enum": [0, 1]}
+        return {"type": kind, "minimum": 0, "maximum": 1, "enum": [0, 1], **nullable}
     span = high - low
     minimum = max(low - span, 0) if low >= 0 else low - span
     return {
@@ -45,6 +49,7 @@ def _feature_schema(column: pd.Series) -> dict[str, Any]:
         "minimum": minimum if kind == "integer" else round(minimum, 6),
         "maximum": high + span if kind == "integer" else round(high + span, 6),
         "description": f"seen in training: {low} to {high}",
+        **nullable,
     }
 
 
@@ -71,6 +76,13 @@ def numeric_features(schema: dict[str, Any]) -> list[str]:
 
 def _check_value(value: Any, spec: dict[str, Any], param: str) -> Any:
     """The value if it fits the feature's schema, else InvalidInput naming the field."""
+    if value is None:
+        if spec.get("nullable"):
+            return None
+        raise InvalidInput(
+            f"{param}: null is not allowed (this feature had no missing values in training)",
+            param,
+        )
     if spec["type"] == "string":
         if not isinstance(value, str) or value not in spec["enum"]:
             allowed = ", ".join(repr(v) for v in spec["enum"])
@@ -121,11 +133,12 @@ def validate_records(schema: dict[str, Any], records: list[Any]) -> list[dict[st
 
 
 def to_frame(schema: dict[str, Any], records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Validated records as the frame the pipeline was trained on."""
+    """Validated records as the frame the pipeline was trained on (null → NaN, as in training)."""
     frame = pd.DataFrame.from_records(records, columns=list(schema["properties"]))
     for name, spec in schema["properties"].items():
-        if spec["type"] == "number":
-            frame[name] = frame[name].astype("float64")
-        elif spec["type"] == "string":
-            frame[name] = frame[name].astype(object)
+        column = frame[name]
+        if spec["type"] == "string":
+            frame[name] = column.astype(object).where(column.notna(), np.nan)
+        elif spec["type"] == "number" or column.isna().any():
+            frame[name] = column.astype("float64")
     return frame

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from models.predictors.datasets import LABEL, load_split, load_training_frame
+from models.predictors.datasets import LABEL, feature_records, load_split, load_training_frame
 from models.predictors.registry import PREDICTOR_NAMES
-from models.predictors.schema import InvalidInput, input_schema, validate_records
+from models.predictors.schema import InvalidInput, input_schema, to_frame, validate_records
 
 INCOME_FEATURES = [
     "age",
@@ -60,6 +60,7 @@ def test_schema_gives_every_category_an_enum(name: str) -> None:
     schema = input_schema(train)
     assert schema["required"] == [c for c in train.columns if c != LABEL]
     for feature, spec in schema["properties"].items():
+        assert spec.get("nullable", False) == bool(train[feature].isna().any())
         if spec["type"] == "string":
             assert spec["enum"] == sorted(train[feature].dropna().unique())
         else:
@@ -79,3 +80,21 @@ def test_validation_converts_and_names_the_field() -> None:
         validate_records(schema, [record, {**record, "sex": "Robot"}])
     assert bad.value.param == "inputs[1].sex"
     assert "'Female', 'Male'" in str(bad.value)
+
+
+def test_null_is_accepted_exactly_where_training_had_missing_values() -> None:
+    """Adult's unknown workclass / occupation / native_country: null passes and becomes NaN."""
+    train = load_training_frame("income")
+    schema = input_schema(train)
+    nullable = {n for n, spec in schema["properties"].items() if spec.get("nullable")}
+    assert nullable == {"workclass", "occupation", "native_country"}
+    unknown = train[train["native_country"].isna() & train["workclass"].isna()].head(3)
+    records = validate_records(schema, feature_records(unknown, keep_missing=True))
+    assert [r["native_country"] for r in records] == [None] * 3
+    frame = to_frame(schema, records)
+    assert frame["native_country"].isna().all() and frame["workclass"].isna().all()
+    numbers = train.drop(columns=LABEL).select_dtypes("number").dtypes
+    assert frame.select_dtypes("number").dtypes.equals(numbers)
+    with pytest.raises(InvalidInput, match="null is not allowed") as bad:
+        validate_records(schema, [{**records[0], "age": None}])
+    assert bad.value.param == "inputs[0].age"

@@ -47,3 +47,14 @@ def test_chart_rows_are_ranked_most_likely_first() -> None:
     frame = chart_frame({"setosa": 0.1, "virginica": 0.7, "versicolor": 0.2})
     assert list(frame["class"]) == ["virginica", "versicolor", "setosa"]
     assert list(frame["probability"]) == [0.7, 0.2, 0.1]
+
+
+def test_a_nullable_feature_says_it_may_be_left_empty() -> None:
+    """A feature missing in training (the server says nullable): the caption says so."""
+    train = pd.DataFrame({"total": [1.0, None, 3.0], "kind": ["a", None, "b"], "label": [0, 1, 0]})
+    properties = input_schema(train)["properties"]
+    with gr.Blocks():
+        total = field_component("total", properties["total"], "t")
+        kind = field_component("kind", properties["kind"], "k")
+    assert total.info == "seen in training: 1.0 to 3.0; may be left empty if unknown"
+    assert kind.info == "may be left empty if unknown"
