@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import joblib
 from sklearn.pipeline import Pipeline
 from threadpoolctl import ThreadpoolController
 
@@ -20,15 +20,65 @@ log = logging.getLogger(__name__)
 
 PREDICTOR_NAMES: tuple[str, ...] = ("iris", "income", "churn")
 ALIAS = "champion"
-MODEL_FILE = "model.joblib"
+MODEL_FILE = "model.skops"
 CARD_FILE = "predictor.json"
-# Types our own pipelines contain that skops does not trust by default; we wrote these files.
+# The only types, beyond skops' own defaults, a model file may hold: the ones our pipelines
+# contain. The list lives here, in the code, never in the (possibly remote) model files.
 SKOPS_TRUSTED_TYPES = [
     "numpy.dtype",
     "functools.partial",
     "sklearn.utils.validation.check_array",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 ]
+
+Status = Literal["loading", "ready", "not_trained", "failed", "disabled"]
+
+
+class UntrustedModel(RuntimeError):
+    """A model file the server will not load: not skops, or a type outside the allow-list."""
+
+
+@dataclass(frozen=True)
+class PredictorState:
+    """One predictor's state for readiness: status, a readable message, what is served."""
+
+    name: str
+    status: Status
+    message: str
+    version: str | None = None
+    source: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Nothing to wait for: loaded, or deliberately absent (not trained / disabled)."""
+        return self.status in ("ready", "not_trained", "disabled")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The state as JSON for a health body."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "ready": self.ready,
+            "message": self.message,
+            "version": self.version,
+            "source": self.source,
+        }
+
+
+def load_skops(path: Path) -> Pipeline:
+    """A pipeline from a skops file, allowing skops' defaults plus SKOPS_TRUSTED_TYPES only."""
+    import skops.io
+
+    refused = sorted(set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES))
+    if refused:
+        raise UntrustedModel(
+            f"{path.name} holds types outside the allow-list: {', '.join(refused)}"
+        )
+    model = skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+    if not isinstance(model, Pipeline):
+        raise UntrustedModel(f"{path.name} holds a {type(model).__name__}, not a Pipeline")
+    return model
+
 
 _threads = ThreadpoolController()
 
@@ -75,11 +125,30 @@ class Predictor:
         ]
 
 
+def _champion_pipeline(name: str, version: str) -> Pipeline:
+    """The champion's skops file under our allow-list (MLflow's loader trusts the model's own)."""
+    import mlflow
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory(prefix=f"champion-{name}-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
+        flavor = Model.load(str(local / "MLmodel")).flavors.get("sklearn", {})
+        stored = flavor.get("serialization_format", "pickle")
+        if stored != "skops":
+            raise UntrustedModel(
+                f"{name} v{version} is stored as {stored}, not skops; the server never "
+                f"unpickles a model: retrain it with `myllama train {name}`"
+            )
+        path = (local / str(flavor.get("pickled_model", MODEL_FILE))).resolve()
+        if not path.is_relative_to(local.resolve()):
+            raise UntrustedModel(f"{name} v{version}: its model file lies outside the model")
+        return load_skops(path)
+
+
 def _from_mlflow(name: str, tracking_uri: str) -> Predictor | None:
     """The registered champion, or None when MLflow has none; card and model of the same version."""
     offline()
     import mlflow
-    import mlflow.sklearn
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
@@ -89,7 +158,7 @@ def _from_mlflow(name: str, tracking_uri: str) -> Predictor | None:
         return None
     mlflow.set_tracking_uri(tracking_uri)
     card = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/{CARD_FILE}")
-    pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
+    pipeline = _champion_pipeline(name, str(version.version))
     return Predictor(
         name,
         str(version.version),
@@ -102,47 +171,84 @@ def _from_mlflow(name: str, tracking_uri: str) -> Predictor | None:
 
 
 def _from_artefact(name: str, predictors_dir: Path) -> Predictor | None:
-    """The artefact `myllama train` saved, or None."""
+    """The artefact `myllama train` saved (a skops file and its card), or None."""
     folder = predictors_dir / name
     if not (folder / CARD_FILE).is_file():
         return None
+    if not (folder / MODEL_FILE).is_file():
+        raise UntrustedModel(
+            f"{folder} has no {MODEL_FILE} (an older pickle is never loaded): "
+            f"retrain it with `myllama train {name}`"
+        )
     card = json.loads((folder / CARD_FILE).read_text())
-    pipeline = joblib.load(folder / MODEL_FILE)
     return Predictor(
         name,
         str(card["version"]),
         "artefact",
-        pipeline,
+        load_skops(folder / MODEL_FILE),
         card["input_schema"],
         card["classes"],
         card["metrics"],
     )
 
 
-def _load_one(name: str, tracking_uri: str | None, predictors_dir: Path) -> Predictor | None:
+def _load_one(
+    name: str, tracking_uri: str | None, predictors_dir: Path
+) -> tuple[Predictor | None, PredictorState]:
     """One predictor: its champion, else its artefact; a broken one is logged, never raised."""
+    problem = ""
     if tracking_uri is not None:
         try:
             found = _from_mlflow(name, tracking_uri)
-        except Exception:
+        except Exception as exc:
             log.exception("could not load %s@%s from MLflow; trying the artefact", name, ALIAS)
+            problem = f"the MLflow champion could not be loaded ({exc}); "
         else:
             if found is not None:
-                return found
+                return found, _ready(found, "")
             log.info("MLflow has no %s@%s; trying the artefact", name, ALIAS)
     try:
-        return _from_artefact(name, predictors_dir)
-    except Exception:
+        found = _from_artefact(name, predictors_dir)
+    except Exception as exc:
         log.exception("could not load the %s artefact from %s", name, predictors_dir / name)
-        return None
+        return None, PredictorState(name, "failed", f"{problem}the artefact failed: {exc}")
+    if found is None and problem:
+        return None, PredictorState(name, "failed", f"{problem}and there is no artefact")
+    if found is None:
+        log.warning("predictor %s is not trained; run `myllama train %s`", name, name)
+        return None, PredictorState(name, "not_trained", f"run `myllama train {name}`")
+    return found, _ready(found, problem)
+
+
+def _ready(predictor: Predictor, problem: str) -> PredictorState:
+    """The state of a loaded predictor (saying so if it is a fallback)."""
+    message = f"{problem}serving v{predictor.version} from {predictor.source}"
+    return PredictorState(predictor.name, "ready", message, predictor.version, predictor.source)
+
+
+def predictor_states(
+    registry: PredictorRegistry | None, load_error: str | None = None
+) -> list[PredictorState]:
+    """Every predictor's state: loading until the registry exists, failed if loading raised."""
+    if load_error is not None:
+        return [PredictorState(n, "failed", load_error) for n in PREDICTOR_NAMES]
+    if registry is None:
+        return [PredictorState(n, "loading", "loading") for n in PREDICTOR_NAMES]
+    return registry.states()
 
 
 class PredictorRegistry:
     """The loaded predictors by name; lookups fail with ModelNotFound (404)."""
 
-    def __init__(self, predictors: dict[str, Predictor], enabled: bool = True) -> None:
+    def __init__(
+        self,
+        predictors: dict[str, Predictor],
+        enabled: bool = True,
+        states: dict[str, PredictorState] | None = None,
+    ) -> None:
         self.predictors = predictors
         self.enabled = enabled
+        self._states = states or {}
 
     @classmethod
     def load(cls, tracking_uri: str, predictors_dir: Path) -> PredictorRegistry:
@@ -151,19 +257,34 @@ class PredictorRegistry:
         if not use_mlflow:
             log.info("no MLflow store at %s; looking for artefacts only", tracking_uri)
         loaded: dict[str, Predictor] = {}
+        states: dict[str, PredictorState] = {}
         for name in PREDICTOR_NAMES:
-            found = _load_one(name, tracking_uri if use_mlflow else None, Path(predictors_dir))
-            if found is None:
-                log.warning("predictor %s is not trained; run `myllama train %s`", name, name)
-                continue
-            loaded[name] = found
-            log.info("predictor %s v%s loaded from %s", name, found.version, found.source)
-        return cls(loaded)
+            found, states[name] = _load_one(
+                name, tracking_uri if use_mlflow else None, Path(predictors_dir)
+            )
+            if found is not None:
+                loaded[name] = found
+                log.info("predictor %s v%s loaded from %s", name, found.version, found.source)
+        return cls(loaded, states=states)
 
     @classmethod
     def disabled(cls) -> PredictorRegistry:
         """An empty registry for a server started with --no-load-predictors."""
         return cls({}, enabled=False)
+
+    def states(self) -> list[PredictorState]:
+        """Every predictor's state (ready / not_trained / failed / disabled, with a message)."""
+        if not self.enabled:
+            return [PredictorState(n, "disabled", "--no-load-predictors") for n in PREDICTOR_NAMES]
+        return [
+            self._states.get(n)
+            or (
+                _ready(self.predictors[n], "")
+                if n in self.predictors
+                else PredictorState(n, "not_trained", f"run `myllama train {n}`")
+            )
+            for n in PREDICTOR_NAMES
+        ]
 
     def cards(self) -> list[dict[str, Any]]:
         """The public description of every loaded predictor."""

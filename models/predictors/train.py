@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.pipeline import Pipeline
@@ -25,6 +25,7 @@ from models.predictors.tracking import offline
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "predictors"
+REFERENCE_PREDICTIONS = "reference_predictions.csv"  # the run's predictions on its training split
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,15 @@ def held_out_metrics(pipeline: Pipeline, test: pd.DataFrame) -> dict[str, float]
     }
 
 
+def reference_predictions(pipeline: Pipeline, reference: pd.DataFrame) -> pd.DataFrame:
+    """The model's predicted label and class probabilities for every row of its reference split."""
+    proba = pipeline.predict_proba(reference.drop(columns=LABEL))
+    classes = [str(c) for c in pipeline.classes_]
+    frame = pd.DataFrame(proba, columns=[f"p_{c}" for c in classes])
+    frame.insert(0, "prediction", [classes[i] for i in proba.argmax(axis=1)])
+    return frame
+
+
 def _params(name: str, pipeline: Pipeline, split: Split) -> dict[str, Any]:
     """The run's parameters: the model, its scalar hyper-parameters, the split."""
     model = pipeline.named_steps["model"]
@@ -81,6 +91,7 @@ def _log_to_mlflow(
 ) -> tuple[str, str]:
     """Log params, metrics, data, the model (signature + example); register it as champion."""
     import sklearn
+    import skops
 
     offline()
     import mlflow
@@ -103,6 +114,10 @@ def _log_to_mlflow(
             context="evaluation",
         )
         mlflow.log_dict(card, CARD_FILE)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / REFERENCE_PREDICTIONS
+            reference_predictions(pipeline, split.train).to_csv(path, index=False)
+            mlflow.log_artifact(str(path))
         example = features.head(3)
         with warnings.catch_warnings():
             # our inputs never hold missing integers; MLflow's hint about them is noise here
@@ -113,7 +128,13 @@ def _log_to_mlflow(
                 signature=infer_signature(example, pipeline.predict(example)),
                 input_example=example,
                 registered_model_name=name,
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}", "pandas", "numpy"],
+                pip_requirements=[
+                    f"scikit-learn=={sklearn.__version__}",
+                    f"skops=={skops.__version__}",
+                    "pandas",
+                    "numpy",
+                ],
+                serialization_format="skops",  # the server loads it with its own allow-list
                 skops_trusted_types=SKOPS_TRUSTED_TYPES,
             )
     version = str(info.registered_model_version)
@@ -122,9 +143,11 @@ def _log_to_mlflow(
 
 
 def save_artefact(folder: Path, pipeline: Pipeline, card: dict[str, Any]) -> None:
-    """The trained pipeline and its card, for a server without an MLflow champion."""
+    """The trained pipeline (skops, never a pickle) and its card, for a server without MLflow."""
+    import skops.io
+
     folder.mkdir(parents=True, exist_ok=True)
-    joblib.dump(pipeline, folder / MODEL_FILE)
+    skops.io.dump(pipeline, folder / MODEL_FILE)
     (folder / CARD_FILE).write_text(json.dumps(card, indent=2))
 
 

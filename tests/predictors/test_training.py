@@ -50,4 +50,4 @@ def test_artefacts_saved_for_the_fallback(trained: Trained) -> None:
         card = json.loads((trained.predictors_dir / name / "predictor.json").read_text())
         assert card["version"] == trained.results[name]["version"]
         assert card["metrics"]["roc_auc"] == trained.results[name]["roc_auc"]
-        assert (trained.predictors_dir / name / "model.joblib").stat().st_size > 0
+        assert (trained.predictors_dir / name / "model.skops").stat().st_size > 0
