@@ -46,3 +46,9 @@ class EngineFailure(ModelError):
     """llama.cpp failed while decoding; not the caller's fault."""
 
     code = "engine_failure"
+
+
+class EngineUnavailable(ModelError):
+    """The engine's worker has stopped making progress; retry on another replica or later."""
+
+    code = "engine_stalled"

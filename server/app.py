@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 
 from models.catalog import build_catalog
 from models.embedder import Embedder
@@ -16,7 +16,7 @@ from models.engine import EngineConfig
 from models.engine.pool import EnginePool
 from models.predictors.prediction_log import PredictionLog
 from models.predictors.registry import PredictorRegistry
-from server.auth import require_api_key
+from server.auth import RequestGuard
 from server.errors import install_error_handlers
 from server.metrics import Metrics
 from server.routes import chat, completions, embeddings, ops, predictors
@@ -35,6 +35,8 @@ def _engine_config(settings: ServerSettings) -> EngineConfig:
         n_threads=settings.n_threads,
         n_gpu_layers=settings.n_gpu_layers,
         prefix_cache=settings.prefix_cache,
+        max_tokens_default=settings.max_tokens_default,
+        watchdog_s=settings.watchdog_s,
     )
 
 
@@ -101,7 +103,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.metrics = Metrics(app.state.pool.unique)
     app.state.embedder = Embedder()  # loads its weights on the first /v1/embeddings call
     install_error_handlers(app)
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    app.add_middleware(RequestGuard, api_key=key, max_body_bytes=settings.max_body_bytes)
+    v1 = APIRouter(prefix="/v1")
     for module in (chat, completions, embeddings, model_routes, predictors):
         v1.include_router(module.router)
     app.include_router(v1)

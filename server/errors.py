@@ -21,6 +21,7 @@ _MODEL_ERROR_STATUS: dict[type[model_errors.ModelError], tuple[int, str]] = {
     model_errors.InvalidRequest: (400, "invalid_request_error"),
     model_errors.QueueFull: (429, "rate_limit_error"),
     model_errors.EngineFailure: (500, "server_error"),
+    model_errors.EngineUnavailable: (503, "server_error"),
 }
 
 

@@ -1,4 +1,8 @@
-"""Runs n generations of one prompt on an engine; collects them or streams them as SSE."""
+"""Runs n generations of one prompt on an engine; collects them or streams them as SSE.
+
+Every generation is supervised: it ends with a clear error when its deadline passes, when the
+engine stops making progress, and it is cancelled when the client goes away.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
@@ -15,8 +19,10 @@ from fastapi import Request
 from models.engine import Engine, Finish, GenerationParams, Piece, TokenStream
 from server.errors import APIError, sse_error
 from server.metrics import Metrics
+from server.settings import ServerSettings
 
 ChunkMaker = Callable[[int, str | None, str | None], dict[str, Any]]
+WATCH_INTERVAL_S = 0.25
 
 
 @dataclass
@@ -28,43 +34,135 @@ class Choice:
     first_token_at: float | None = None
 
 
+def check_n(n: int, settings: ServerSettings) -> None:
+    """Refuse more choices than the server allows per request."""
+    if n > settings.max_n:
+        raise APIError(
+            400,
+            f"n is {n}; this server allows at most {settings.max_n}",
+            param="n",
+            code="n_too_big",
+        )
+
+
+def _check_prompt_size(count: int, chars: int, settings: ServerSettings, param: str) -> None:
+    if count > settings.max_messages:
+        raise APIError(
+            400,
+            f"{count} messages; this server allows at most {settings.max_messages}",
+            param=param,
+            code="too_many_messages",
+        )
+    if chars > settings.max_prompt_chars:
+        raise APIError(
+            400,
+            f"the prompt has {chars} characters; this server allows at most "
+            f"{settings.max_prompt_chars}",
+            param=param,
+            code="prompt_too_long",
+        )
+
+
+async def chat_prompt(
+    engine: Engine, messages: list[dict[str, Any]], request: Request
+) -> list[int]:
+    """Check the size caps, then render and tokenize off the event loop."""
+    chars = sum(len(str(m.get("content") or "")) for m in messages)
+    _check_prompt_size(len(messages), chars, request.app.state.settings, "messages")
+    return await asyncio.to_thread(engine.chat_prompt, messages)
+
+
+async def text_prompt(engine: Engine, text: str, request: Request) -> list[int]:
+    """Check the size cap, then tokenize off the event loop."""
+    _check_prompt_size(1, len(text), request.app.state.settings, "prompt")
+    return await asyncio.to_thread(engine.text_prompt, text)
+
+
 class Generation:
     """n streams of one prompt on one engine, with timing for the metrics."""
 
     def __init__(
-        self, engine: Engine, prompt: list[int], params: GenerationParams, n: int, metrics: Metrics
+        self,
+        engine: Engine,
+        streams: Sequence[TokenStream],
+        metrics: Metrics,
+        request: Request,
+        timeout_s: float,
+        watchdog_s: float,
     ) -> None:
         self.engine = engine
+        self.streams = streams
         self.metrics = metrics
+        self.request = request
         self.started = time.perf_counter()
-        self.streams: list[TokenStream] = []
-        try:
-            for i in range(n):
-                seed = None if params.seed is None else params.seed + i
-                self.streams.append(engine.submit(prompt, replace(params, seed=seed)))
-        except Exception:
-            self.cancel()
-            raise
-        self.choices = [Choice() for _ in range(n)]
+        self.deadline = time.monotonic() + timeout_s
+        self.watchdog_s = watchdog_s
+        self.choices = [Choice() for _ in streams]
+
+    @classmethod
+    async def start(
+        cls,
+        engine: Engine,
+        prompt: list[int],
+        params: GenerationParams,
+        n: int,
+        metrics: Metrics,
+        request: Request,
+    ) -> Generation:
+        """Submit n choices of one prompt (queue and context checks raise here)."""
+        settings: ServerSettings = request.app.state.settings
+        check_n(n, settings)
+        streams = await engine.submit(prompt, params, n)
+        return cls(engine, streams, metrics, request, settings.request_timeout, settings.watchdog_s)
 
     def cancel(self) -> None:
         """Cancel every stream still running."""
         for stream in self.streams:
             stream.cancel()
 
-    async def events(self) -> AsyncIterator[tuple[int, Piece | Finish]]:
+    async def _supervise(self, stop_on_disconnect: bool) -> APIError:
+        """Wait until the deadline passes, the engine stalls or (optionally) the client leaves."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if time.monotonic() > self.deadline:
+                return APIError(
+                    504,
+                    "The request took longer than this server's request timeout.",
+                    type="server_error",
+                    code="request_timeout",
+                )
+            if self.engine.stalled_for() > self.watchdog_s:
+                return APIError(
+                    503,
+                    f"The engine for {self.engine.model_id!r} has stopped making progress.",
+                    type="server_error",
+                    code="engine_stalled",
+                )
+            if stop_on_disconnect and await self.request.is_disconnected():
+                return APIError(499, "client disconnected", code="client_disconnected")
+
+    async def events(
+        self, watch_disconnect: bool = False
+    ) -> AsyncIterator[tuple[int, Piece | Finish]]:
         """Events of all streams, merged, as (choice index, event)."""
-        queue: asyncio.Queue[tuple[int, Piece | Finish]] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[int, Piece | Finish] | APIError] = asyncio.Queue()
 
         async def pump(index: int, stream: TokenStream) -> None:
             async for event in stream:
                 await queue.put((index, event))
 
+        async def supervise() -> None:
+            await queue.put(await self._supervise(watch_disconnect))
+
         tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(self.streams)]
+        tasks.append(asyncio.create_task(supervise()))
         try:
-            remaining = len(tasks)
+            remaining = len(self.streams)
             while remaining:
-                index, event = await queue.get()
+                item = await queue.get()
+                if isinstance(item, APIError):
+                    raise item
+                index, event = item
                 self._record(index, event)
                 if isinstance(event, Finish):
                     remaining -= 1
@@ -81,20 +179,10 @@ class Generation:
             for task in tasks:
                 task.cancel()
 
-    async def collect(self, request: Request) -> list[Choice]:
+    async def collect(self) -> list[Choice]:
         """Run to the end; cancel if the client goes away meanwhile."""
-
-        async def watch() -> None:
-            while not await request.is_disconnected():
-                await asyncio.sleep(0.25)
-            self.cancel()
-
-        watcher = asyncio.create_task(watch())
-        try:
-            async for _ in self.events():
-                pass
-        finally:
-            watcher.cancel()
+        async for _ in self.events(watch_disconnect=True):
+            pass
         return self.choices
 
     def _record(self, index: int, event: Piece | Finish) -> None:

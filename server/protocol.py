@@ -9,9 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.engine import GenerationParams
-from models.engine.grammar import json_object_grammar, json_schema_grammar
+from models.engine.grammar import JSON_OBJECT_SCHEMA, canonical_schema
 
-MAX_N = 8
+MAX_N = 64  # hard ceiling; the served limit is the --max-n setting
 
 
 class TextPart(BaseModel):
@@ -58,12 +58,12 @@ class ResponseFormat(BaseModel):
             raise ValueError("type 'json_schema' needs a 'json_schema' object")
         return self
 
-    def grammar(self) -> str | None:
-        """The llama.cpp grammar enforcing this format, if any."""
+    def schema_text(self) -> str | None:
+        """The JSON Schema (canonical text) the output must match, if any."""
         if self.type == "json_object":
-            return json_object_grammar()
+            return JSON_OBJECT_SCHEMA
         if self.type == "json_schema" and self.json_schema is not None:
-            return json_schema_grammar(self.json_schema.schema_)
+            return canonical_schema(self.json_schema.schema_)
         return None
 
 
@@ -121,8 +121,8 @@ class SamplingRequest(BaseModel):
             return ()
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
-    def grammar(self) -> str | None:
-        """The grammar constraining the output, if any."""
+    def schema_text(self) -> str | None:
+        """The JSON Schema the output must match, if any."""
         return None
 
     def include_usage(self) -> bool:
@@ -142,7 +142,7 @@ class SamplingRequest(BaseModel):
             frequency_penalty=self.frequency_penalty,
             repeat_penalty=self.repeat_penalty,
             stop=self.stop_strings(),
-            grammar=self.grammar(),
+            json_schema=self.schema_text(),
         )
 
 
@@ -164,9 +164,9 @@ class ChatCompletionRequest(SamplingRequest):
         """max_completion_tokens wins over the older max_tokens."""
         return self.max_completion_tokens or self.max_tokens
 
-    def grammar(self) -> str | None:
-        """The grammar enforcing response_format."""
-        return self.response_format.grammar() if self.response_format else None
+    def schema_text(self) -> str | None:
+        """The JSON Schema of response_format, if any."""
+        return self.response_format.schema_text() if self.response_format else None
 
     def template_messages(self) -> list[dict[str, Any]]:
         """Messages as the chat template expects them."""

@@ -63,6 +63,41 @@ class ServerSettings(BaseSettings):
         default=True, description="Load the classical predictors at start-up."
     )
     log_level: str = Field(default="info", description="Logging level.")
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted; beyond it, 413.",
+    )
+    max_messages: int = Field(
+        default=1024, ge=1, description="Most chat messages in one request; beyond it, 400."
+    )
+    max_prompt_chars: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Most characters of message text (or prompt) in one request; beyond it, 400.",
+    )
+    max_n: int = Field(default=4, ge=1, le=64, description="Most choices (n) in one request.")
+    max_tokens_default: int = Field(
+        default=512,
+        ge=1,
+        description="Tokens generated when a chat request sets no max_tokens (capped by the "
+        "context left).",
+    )
+    request_timeout: float = Field(
+        default=600.0, gt=0, description="Seconds a generation may run before it ends with 504."
+    )
+    watchdog_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds without engine progress (while work is pending) after which "
+        "requests fail with 503 and /health/ready turns red.",
+    )
+
+    @model_validator(mode="after")
+    def _key_not_empty(self) -> ServerSettings:
+        if self.api_key is not None and not self.api_key.get_secret_value().strip():
+            raise ValueError("api_key is empty: set a real key, or leave it unset for no auth")
+        return self
 
     @model_validator(mode="after")
     def _batch_holds_every_slot(self) -> ServerSettings:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+FinishReason = Literal["stop", "length", "cancelled", "error", "timeout"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class GenerationParams:
     frequency_penalty: float = 0.0
     repeat_penalty: float = 1.0
     stop: tuple[str, ...] = ()
-    grammar: str | None = None
+    json_schema: str | None = None  # canonical JSON Schema text the output must match
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class EngineConfig:
     n_threads: int | None = None
     n_gpu_layers: int = 0
     prefix_cache: bool = True
+    max_tokens_default: int = 512
+    watchdog_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.n_batch < self.parallel:
@@ -101,20 +103,24 @@ class Engine(Protocol):
         """Static facts about the loaded model (file, size, context, settings)."""
         ...
 
-    def render_chat(self, messages: list[dict[str, Any]]) -> str:
-        """Render chat messages into prompt text with the model's template."""
+    def chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
+        """Render chat messages with the model's template and tokenize them (message text is
+        never parsed for control tokens). Slow for long prompts: call it off the event loop."""
         ...
 
-    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
-        """Text → token ids."""
+    def text_prompt(self, text: str) -> list[int]:
+        """Tokenize a completion prompt (plain text, BOS as the model wants)."""
         ...
 
-    def tokenize_chat(self, text: str) -> list[int]:
-        """Tokenize rendered chat text (BOS only where the template left it out)."""
+    async def submit(
+        self, prompt_tokens: list[int], params: GenerationParams, n: int = 1
+    ) -> Sequence[TokenStream]:
+        """Queue n generations of one prompt (sharing its prefill); raises ContextLengthExceeded,
+        QueueFull, InvalidRequest or EngineUnavailable at once."""
         ...
 
-    def submit(self, prompt_tokens: list[int], params: GenerationParams) -> TokenStream:
-        """Queue a request; raises ContextLengthExceeded or QueueFull at once."""
+    def stalled_for(self) -> float:
+        """Seconds the worker has made no progress while work is pending (0 when healthy)."""
         ...
 
     def stats(self) -> EngineStats:

@@ -9,9 +9,11 @@ import hashlib
 import logging
 import os
 import queue
+import re
 import threading
+import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +29,22 @@ from models.engine.base import (
     GenerationParams,
     Piece,
 )
-from models.engine.sampling import build_sampler
+from models.engine.sampling import Sampler
 from models.engine.text import StopTextAssembler
-from models.errors import ContextLengthExceeded, EngineFailure, QueueFull
+from models.errors import (
+    ContextLengthExceeded,
+    EngineFailure,
+    EngineUnavailable,
+    InvalidRequest,
+    QueueFull,
+)
 
 log = logging.getLogger(__name__)
 _llama_log = logging.getLogger("llama.cpp")
 _GGML_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml: 1 debug, 2 info, 5 continued
+
+_MARK = re.compile("\ue000(\\d+)\ue001")  # stands in for message text while rendering
+MIN_SHARED_PREFIX = 16  # copy another slot's cells only when it saves at least this many tokens
 
 _backend_once = threading.Lock()
 _backend_ready = False
@@ -89,11 +100,19 @@ class _Request:
     prompt: list[int]
     params: GenerationParams
     max_tokens: int
-    sampler: int
+    sampler: Sampler
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue[Piece | Finish] = field(default_factory=asyncio.Queue)
+    leader: _Request | None = None  # the first choice of the same prompt, which prefills it
+    prefilled: bool = False
+    done: bool = False
     cancelled: bool = False
     delivered_finish: bool = False
+
+    def waits_for_leader(self) -> bool:
+        """True while this choice's leader is still queued or prefilling the shared prompt."""
+        leader = self.leader
+        return leader is not None and not leader.prefilled and not leader.done
 
     def emit(self, item: Piece | Finish) -> None:
         """Hand an event to the request's event loop (thread-safe)."""
@@ -114,6 +133,16 @@ class _Slot:
     last_token: int = -1
     logit_index: int = -1
     assembler: StopTextAssembler | None = None
+
+
+@dataclass(eq=False)
+class _Entry:
+    """A run of one slot's tokens in the next batch."""
+
+    slot: _Slot
+    tokens: list[int]
+    start: int
+    logits: bool
 
 
 class LlamaEngine:
@@ -162,6 +191,7 @@ class LlamaEngine:
         self._n_waiting = 0
         self._stats = EngineStats(kv_cells_total=self.n_ctx * config.parallel)
         self._stopping = False
+        self._progress_at = time.monotonic()
         self._worker = threading.Thread(target=self._run, name=f"engine-{spec.id}", daemon=True)
         self._worker.start()
         log.info(
@@ -210,28 +240,65 @@ class LlamaEngine:
 
     # ---- text ----------------------------------------------------------------
 
-    def render_chat(self, messages: list[dict[str, Any]]) -> str:
-        """Render messages with the model's chat template."""
-        return self._template.render(messages)
+    def chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
+        """Render messages with the model's template and tokenize them.
 
-    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
-        """Text → token ids (special tokens in the text are parsed)."""
+        Only the template's own text is parsed for control tokens: message text is tokenized as
+        plain text, so `<|im_end|>` typed by a user can never forge a turn.
+        """
+        if any(_MARK.search(str(m.get("content") or "")) for m in messages):
+            raise InvalidRequest("messages contain reserved characters U+E000/U+E001", "messages")
+        masked = [{**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)]
+        parts = _MARK.split(self._template.render(masked))
+        found = [int(i) for i in parts[1::2]]
+        if sorted(found) != list(range(len(messages))):  # the template reshaped the text
+            return self._chat_prompt_checked(messages)
+        tokens = self._bos_unless(parts[0])
+        for i, part in enumerate(parts):
+            if i % 2:
+                content = str(messages[int(part)].get("content") or "")
+                tokens += self.tokenize(content, add_special=False, parse_special=False)
+            elif part:
+                tokens += self.tokenize(part, add_special=False, parse_special=True)
+        return tokens
+
+    def _chat_prompt_checked(self, messages: list[dict[str, Any]]) -> list[int]:
+        """Fallback for templates that transform the text: refuse control-token text outright."""
+        plain = [str(m.get("content") or "") for m in messages]
+        for text in plain:
+            if self.tokenize(text, False, True) != self.tokenize(text, False, False):
+                raise InvalidRequest("messages contain the model's control tokens", "messages")
+        text = self._template.render(messages)
+        return self._bos_unless(text) + self.tokenize(text, add_special=False)
+
+    def _bos_unless(self, text: str) -> list[int]:
+        """[BOS] when the model wants one and the rendered text does not start with it."""
+        bos_token = llc.llama_vocab_bos(self._vocab)
+        bos = self._special_text(bos_token)
+        wanted = bool(llc.llama_vocab_get_add_bos(self._vocab)) and bos_token >= 0
+        return [bos_token] if wanted and not (bos and text.startswith(bos)) else []
+
+    def text_prompt(self, text: str) -> list[int]:
+        """Tokenize a completion prompt as plain text (BOS as the model wants)."""
+        tokens = self.tokenize(text, add_special=True, parse_special=False)
+        if not text.strip() or not tokens:
+            raise InvalidRequest("prompt must contain some text", "prompt")
+        return tokens
+
+    def tokenize(
+        self, text: str, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]:
+        """Text → token ids."""
         data = text.encode()
         size = len(data) + 8
         while True:
             tokens = (llc.llama_token * size)()
-            n = llc.llama_tokenize(self._vocab, data, len(data), tokens, size, add_special, True)
+            n = llc.llama_tokenize(
+                self._vocab, data, len(data), tokens, size, add_special, parse_special
+            )
             if n >= 0:
                 return list(tokens[:n])
             size = -n
-
-    def tokenize_chat(self, text: str) -> list[int]:
-        """Tokenize rendered chat text, adding BOS only if the template did not."""
-        bos = self._special_text(llc.llama_vocab_bos(self._vocab))
-        add_bos = bool(llc.llama_vocab_get_add_bos(self._vocab)) and not (
-            bos and text.startswith(bos)
-        )
-        return self.tokenize(text, add_special=add_bos)
 
     def _piece(self, token: int, special: bool = False) -> bytes:
         cached = self._pieces.get(token) if not special else None
@@ -264,6 +331,8 @@ class LlamaEngine:
 
     def check_fit(self, n_prompt: int, max_tokens: int | None) -> int:
         """Return the token budget for a request, or raise if it cannot fit the context."""
+        if n_prompt == 0:
+            raise InvalidRequest("the prompt is empty", "prompt")
         room = self.n_ctx - n_prompt
         if room <= 0 or (max_tokens is not None and max_tokens > room):
             wanted = f" + {max_tokens} requested tokens" if max_tokens is not None else ""
@@ -271,33 +340,74 @@ class LlamaEngine:
                 f"This model's context per request is {self.n_ctx} tokens; the prompt has "
                 f"{n_prompt} tokens{wanted}. Shorten the messages or lower max_tokens."
             )
-        return max_tokens if max_tokens is not None else room
+        return max_tokens if max_tokens is not None else min(room, self.config.max_tokens_default)
 
-    def submit(self, prompt_tokens: list[int], params: GenerationParams) -> GenerationStream:
-        """Queue a request; raises ContextLengthExceeded or QueueFull at once."""
+    def stalled_for(self) -> float:
+        """Seconds without worker progress while work is pending (0 when healthy or idle)."""
+        if self._stopping:
+            return 0.0
+        if not self._worker.is_alive():
+            return float("inf")
+        with self._lock:
+            busy = self._stats.running > 0 or self._n_waiting > 0
+        return time.monotonic() - self._progress_at if busy else 0.0
+
+    async def submit(
+        self, prompt_tokens: list[int], params: GenerationParams, n: int = 1
+    ) -> list[GenerationStream]:
+        """Queue n generations of one prompt (the first prefills it, the others copy its cells);
+        raises ContextLengthExceeded, QueueFull, InvalidRequest or EngineUnavailable at once."""
+        loop = asyncio.get_running_loop()
         max_tokens = self.check_fit(len(prompt_tokens), params.max_tokens)
-        sampler = build_sampler(params, self._vocab, self._n_vocab)  # may raise InvalidRequest
+        if self.stalled_for() > self.config.watchdog_s:
+            raise EngineUnavailable(
+                f"The engine for {self.model_id!r} has made no progress for "
+                f"{self.stalled_for():.0f} s; retry later."
+            )
+        seeds = [None if params.seed is None else params.seed + i for i in range(n)]
+        choices = [replace(params, seed=seed) for seed in seeds]
+        if params.json_schema is not None:  # grammars can be slow to build: not on the loop
+            samplers = await asyncio.to_thread(self._samplers, choices)
+        else:
+            samplers = self._samplers(choices)
         with self._lock:
             free_slots = self.config.parallel - self._stats.running
-            queued = self._n_waiting - free_slots  # requests that will have to wait
-            if queued >= self.config.max_queue:
+            queued = self._n_waiting + n - free_slots  # requests that will have to wait
+            if queued > self.config.max_queue:
                 self._stats.rejected += 1
-                llc.llama_sampler_free(sampler)
+                for sampler in samplers:
+                    sampler.free()
                 raise QueueFull(
                     f"The server is busy: {self.config.parallel} requests are running and "
-                    f"{max(queued, 0)} waiting for model {self.model_id!r}. Retry shortly.",
+                    f"{max(self._n_waiting - free_slots, 0)} waiting for model "
+                    f"{self.model_id!r}. Retry shortly.",
                     retry_after=1,
                 )
-            self._n_waiting += 1
-        request = _Request(
-            prompt=list(prompt_tokens),
-            params=params,
-            max_tokens=max_tokens,
-            sampler=sampler,
-            loop=asyncio.get_running_loop(),
-        )
-        self._incoming.put(request)
-        return GenerationStream(self, request)
+            self._n_waiting += n
+        requests: list[_Request] = []
+        for choice, sampler in zip(choices, samplers, strict=True):
+            request = _Request(
+                prompt=list(prompt_tokens),
+                params=choice,
+                max_tokens=max_tokens,
+                sampler=sampler,
+                loop=loop,
+                leader=requests[0] if requests else None,
+            )
+            requests.append(request)
+            self._incoming.put(request)
+        return [GenerationStream(self, r) for r in requests]
+
+    def _samplers(self, choices: list[GenerationParams]) -> list[Sampler]:
+        samplers: list[Sampler] = []
+        try:
+            for choice in choices:
+                samplers.append(Sampler(choice, self._vocab, self._n_vocab))
+        except Exception:
+            for sampler in samplers:
+                sampler.free()
+            raise
+        return samplers
 
     def _wake(self) -> None:
         self._incoming.put(None)
@@ -307,6 +417,7 @@ class LlamaEngine:
     def _run(self) -> None:
         """Worker loop: admit, batch, decode, sample, until close()."""
         while not self._stopping:
+            self._progress_at = time.monotonic()
             try:
                 active = [s for s in self._slots if s.request is not None]
                 self._take_incoming(block=not active)
@@ -343,82 +454,129 @@ class LlamaEngine:
             self._n_waiting -= 1
 
     def _admit(self) -> None:
-        """Move waiting requests, first come first served, into free slots."""
-        while self._waiting:
+        """Move waiting requests, first come first served, into free slots.
+
+        A later choice of an n>1 request waits until the first has prefilled the prompt; then it,
+        like any request whose prefix another slot holds, copies those cells instead of
+        recomputing them.
+        """
+        for request in list(self._waiting):
             free = [s for s in self._slots if s.request is None]
             if not free:
                 return
-            request = self._waiting.popleft()
+            if request.waits_for_leader():
+                continue
+            self._waiting.remove(request)
             self._leave_queue()
-            slot = max(free, key=lambda s: _common_prefix(s.cached, request.prompt))
-            keep = min(_common_prefix(slot.cached, request.prompt), len(request.prompt) - 1)
-            if not self.config.prefix_cache:
-                keep = 0
-            if not llc.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1):
-                llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
-                keep = 0
-            slot.cached = request.prompt[:keep]
-            slot.pending = request.prompt[keep:]
-            slot.reused = keep
-            slot.request = request
-            slot.generated = 0
-            slot.assembler = StopTextAssembler(request.params.stop)
-            with self._lock:
-                self._stats.running += 1
-                self._stats.prompt_tokens += len(request.prompt)
-                self._stats.cached_prompt_tokens += keep
+            self._place(request, free)
+
+    def _place(self, request: _Request, free: list[_Slot]) -> None:
+        """Put a request in the free slot that needs the least prefill."""
+        last = len(request.prompt) - 1  # at least one prompt token is decoded for its logits
+        slot = max(free, key=lambda s: _common_prefix(s.cached, request.prompt))
+        keep = min(_common_prefix(slot.cached, request.prompt), last)
+        if not self.config.prefix_cache:
+            keep = 0
+        busy = [s for s in self._slots if s.request is not None and not s.pending]
+        source = max(busy, key=lambda s: _common_prefix(s.cached, request.prompt), default=None)
+        shared = min(_common_prefix(source.cached, request.prompt), last) if source else 0
+        if source is not None and self.config.prefix_cache and shared >= keep + MIN_SHARED_PREFIX:
+            llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+            llc.llama_memory_seq_cp(self._memory, source.seq_id, slot.seq_id, -1, -1)
+            slot.cached = list(source.cached)
+            keep = shared
+        if not llc.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1):
+            llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+            keep = 0
+        slot.cached = request.prompt[:keep]
+        slot.pending = request.prompt[keep:]
+        slot.reused = keep
+        slot.request = request
+        slot.generated = 0
+        slot.assembler = StopTextAssembler(request.params.stop)
+        with self._lock:
+            self._stats.running += 1
+            self._stats.prompt_tokens += len(request.prompt)
+            self._stats.cached_prompt_tokens += keep
 
     def _step(self, active: list[_Slot]) -> None:
-        """Decode one batch, then sample every slot that got logits."""
-        n = self._fill_batch(active)
-        rc = llc.llama_decode(self._ctx, self._batch)
+        """Decode one batch, then sample every slot that got logits.
+
+        If llama_decode refuses the batch, each slot's part is decoded alone so that only the
+        slot that caused the failure ends (with an error); its neighbours carry on.
+        """
+        plan = self._plan(active)
+        rc = self._decode(plan)
         if rc != 0:
-            log.error("llama_decode returned %d for a batch of %d tokens", rc, n)
-            self._fail_all(f"llama_decode failed with code {rc}")
-            return
+            log.warning(
+                "llama_decode returned %d for %d slots; decoding them one by one", rc, len(plan)
+            )
+            for entry in plan:
+                entry.slot.logit_index = -1
+                if self._decode([entry]) != 0:
+                    self._fail_slot(entry.slot, f"llama_decode failed with code {rc}")
+        self._progress_at = time.monotonic()
         for slot in active:
-            if slot.logit_index >= 0:
+            if slot.request is not None and slot.logit_index >= 0:
+                if not slot.pending:
+                    slot.request.prefilled = True
                 self._sample(slot)
 
-    def _fill_batch(self, active: list[_Slot]) -> int:
+    def _plan(self, active: list[_Slot]) -> list[_Entry]:
         """A token for every generating slot first, then prefill chunks within n_batch."""
-        batch = self._batch
+        plan: list[_Entry] = []
         n = 0
-
-        def add(token: int, pos: int, seq_id: int, logits: bool) -> None:
-            nonlocal n
-            batch.token[n] = token
-            batch.pos[n] = pos
-            batch.n_seq_id[n] = 1
-            batch.seq_id[n][0] = seq_id
-            batch.logits[n] = logits
-            n += 1
-
         for slot in active:
             slot.logit_index = -1
             if not slot.pending:
-                add(slot.last_token, len(slot.cached), slot.seq_id, True)
-                slot.cached.append(slot.last_token)
-                slot.logit_index = n - 1
+                plan.append(_Entry(slot, [slot.last_token], len(slot.cached), True))
+                n += 1
         for slot in active:
             budget = self.config.n_batch - n
             if not slot.pending or budget <= 0:
                 continue
             chunk, slot.pending = slot.pending[:budget], slot.pending[budget:]
-            start = len(slot.cached)
-            for i, token in enumerate(chunk):
-                add(token, start + i, slot.seq_id, not slot.pending and i == len(chunk) - 1)
-            slot.cached.extend(chunk)
-            if not slot.pending:
-                slot.logit_index = n - 1
+            plan.append(_Entry(slot, chunk, len(slot.cached), not slot.pending))
+            n += len(chunk)
+        return plan
+
+    def _decode(self, plan: list[_Entry]) -> int:
+        """Load the planned tokens into the batch and decode; on success the slots keep them."""
+        batch = self._batch
+        n = 0
+        for entry in plan:
+            for i, token in enumerate(entry.tokens):
+                batch.token[n] = token
+                batch.pos[n] = entry.start + i
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = entry.slot.seq_id
+                batch.logits[n] = entry.logits and i == len(entry.tokens) - 1
+                n += 1
+            entry.slot.logit_index = n - 1 if entry.logits else -1
         batch.n_tokens = n
-        return n
+        rc = int(llc.llama_decode(self._ctx, batch))
+        if rc == 0:
+            for entry in plan:
+                entry.slot.cached.extend(entry.tokens)
+        return rc
+
+    def _fail_slot(self, slot: _Slot, message: str) -> None:
+        """End one slot's request with an error and forget its cells."""
+        if slot.request is not None:
+            self._finish(slot, "error", message)
+        llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+        slot.cached = []
+        slot.logit_index = -1
 
     def _sample(self, slot: _Slot) -> None:
         """Sample the slot's next token and emit whatever text it completes."""
         request = slot.request
         assert request is not None and slot.assembler is not None
-        token = llc.llama_sampler_sample(request.sampler, self._ctx, slot.logit_index)
+        try:
+            token = request.sampler.sample(self._ctx, slot.logit_index)
+        except InvalidRequest as exc:
+            self._finish(slot, "error", str(exc))
+            return
         if llc.llama_vocab_is_eog(self._vocab, token):
             self._finish(slot, "stop")
             return
@@ -457,7 +615,8 @@ class LlamaEngine:
         reused: int,
         error: str | None = None,
     ) -> None:
-        llc.llama_sampler_free(request.sampler)
+        request.done = True
+        request.sampler.free()
         with self._lock:
             finished = self._stats.requests_finished
             finished[reason] = finished.get(reason, 0) + 1
@@ -465,10 +624,7 @@ class LlamaEngine:
 
     def _fail_all(self, message: str) -> None:
         for slot in self._slots:
-            if slot.request is not None:
-                self._finish(slot, "error", message)
-            llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
-            slot.cached = []
+            self._fail_slot(slot, message)
 
     # ---- shutdown ------------------------------------------------------------
 

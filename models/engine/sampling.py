@@ -1,27 +1,25 @@
-"""Per-request llama.cpp sampler chains built from GenerationParams."""
+"""Per-request samplers: a llama.cpp chain, plus a JSON grammar checked only when it must be."""
 
 from __future__ import annotations
 
+import ctypes
+import math
+
 import llama_cpp as llc
+import numpy as np
 
 from models.engine.base import GenerationParams
+from models.engine.grammar import schema_grammar
 from models.errors import InvalidRequest
 
 PENALTY_LAST_N = 64
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+assert _TOKEN_DATA.itemsize == ctypes.sizeof(llc.llama_token_data)
 
 
-def build_sampler(params: GenerationParams, vocab: llc.llama_vocab_p, n_vocab: int) -> int:
-    """Create a sampler chain for one request; the caller frees it with llama_sampler_free."""
+def _chain(params: GenerationParams, n_vocab: int) -> int:
+    """The sampler chain without the grammar: penalties, truncation, temperature, pick."""
     chain = llc.llama_sampler_chain_init(llc.llama_sampler_chain_default_params())
-    if params.grammar:
-        grammar = llc.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
-        if not grammar:
-            llc.llama_sampler_free(chain)
-            raise InvalidRequest(
-                "response_format could not be turned into a grammar llama.cpp accepts",
-                "response_format",
-            )
-        llc.llama_sampler_chain_add(chain, grammar)
     if params.presence_penalty or params.frequency_penalty or params.repeat_penalty != 1.0:
         llc.llama_sampler_chain_add(
             chain,
@@ -46,3 +44,73 @@ def build_sampler(params: GenerationParams, vocab: llc.llama_vocab_p, n_vocab: i
     seed = llc.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
     llc.llama_sampler_chain_add(chain, llc.llama_sampler_init_dist(seed))
     return chain
+
+
+class Sampler:
+    """Picks one request's next token.
+
+    Without a grammar this is llama.cpp's own chain. With one, the chain samples first and the
+    grammar checks only the token picked; the full vocabulary goes through the grammar only when
+    that token is refused (llama.cpp's common sampler does the same), so a constrained request
+    costs its neighbours on the decode thread little more than a free one.
+    """
+
+    def __init__(self, params: GenerationParams, vocab: llc.llama_vocab_p, n_vocab: int) -> None:
+        self.grammar = 0
+        if params.json_schema is not None:
+            text = schema_grammar(params.json_schema)  # bounded and cached; may raise
+            self.grammar = llc.llama_sampler_init_grammar(vocab, text.encode(), b"root")
+            if not self.grammar:
+                raise InvalidRequest(
+                    "response_format could not be turned into a grammar llama.cpp accepts",
+                    "response_format",
+                )
+        self.chain = _chain(params, n_vocab)
+        self._n_vocab = n_vocab
+        self._cur = np.zeros(n_vocab if self.grammar else 0, dtype=_TOKEN_DATA)
+        self._one = np.zeros(1, dtype=_TOKEN_DATA)
+
+    def sample(self, ctx: llc.llama_context_p, index: int) -> int:
+        """The next token from the logits at batch row `index` (and accept it)."""
+        if not self.grammar:
+            return int(llc.llama_sampler_sample(self.chain, ctx, index))
+        logits = np.ctypeslib.as_array(llc.llama_get_logits_ith(ctx, index), (self._n_vocab,))
+        token = self._apply(logits, (self.chain,))
+        self._one["id"], self._one["logit"] = token, 1.0
+        self._apply_to(self._one, self.grammar)
+        if math.isinf(float(self._one["logit"][0])):  # refused: constrain the whole vocabulary
+            token = self._apply(logits, (self.grammar, self.chain))
+        llc.llama_sampler_accept(self.grammar, token)
+        llc.llama_sampler_accept(self.chain, token)
+        return token
+
+    def _apply(self, logits: np.ndarray, samplers: tuple[int, ...]) -> int:
+        cur = self._cur
+        cur["id"] = np.arange(self._n_vocab, dtype=np.int32)
+        cur["logit"] = logits
+        cur["p"] = 0.0
+        array = self._array(cur)
+        for sampler in samplers:
+            llc.llama_sampler_apply(sampler, ctypes.byref(array))
+        if array.selected < 0:
+            raise InvalidRequest("no token satisfies the response format", "response_format")
+        return int(cur["id"][array.selected])
+
+    def _apply_to(self, cur: np.ndarray, sampler: int) -> None:
+        array = self._array(cur)
+        llc.llama_sampler_apply(sampler, ctypes.byref(array))
+
+    @staticmethod
+    def _array(cur: np.ndarray) -> llc.llama_token_data_array:
+        return llc.llama_token_data_array(
+            data=cur.ctypes.data_as(ctypes.POINTER(llc.llama_token_data)),
+            size=len(cur),
+            selected=-1,
+            sorted=False,
+        )
+
+    def free(self) -> None:
+        """Release the llama.cpp samplers."""
+        llc.llama_sampler_free(self.chain)
+        if self.grammar:
+            llc.llama_sampler_free(self.grammar)

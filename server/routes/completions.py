@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from server.deps import MetricsDep, PoolDep
-from server.generation import Generation, stream_events
+from server.generation import Generation, stream_events, text_prompt
 from server.protocol import CompletionRequest, new_id, now, usage
 
 router = APIRouter()
@@ -21,12 +21,12 @@ async def completions(
     """Text completion, streamed as SSE or returned whole."""
     engine = pool.get(body.model)
     prompt_text = body.prompt_text()
-    prompt = engine.tokenize(prompt_text, add_special=True)
-    generation = Generation(engine, prompt, body.to_params(), body.n, metrics)
+    prompt = await text_prompt(engine, prompt_text, request)
+    generation = await Generation.start(engine, prompt, body.to_params(), body.n, metrics, request)
     head = {"id": new_id("cmpl"), "created": now(), "model": engine.model_id}
     echo = prompt_text if body.echo else ""
     if not body.stream:
-        choices = await generation.collect(request)
+        choices = await generation.collect()
         return {
             **head,
             "object": "text_completion",

@@ -68,17 +68,19 @@ class FailingEngine:
     model_id = "broken"
     n_ctx = 256
 
-    def render_chat(self, messages: list[dict[str, Any]]) -> str:
-        """Any text."""
-        return "prompt"
-
-    def tokenize_chat(self, text: str) -> list[int]:
+    def chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
         """Three tokens."""
         return [1, 2, 3]
 
-    def submit(self, prompt: list[int], params: GenerationParams) -> FailingStream:
-        """A stream that fails after one piece."""
-        return FailingStream()
+    async def submit(
+        self, prompt: list[int], params: GenerationParams, n: int = 1
+    ) -> list[FailingStream]:
+        """Streams that fail after one piece."""
+        return [FailingStream() for _ in range(n)]
+
+    def stalled_for(self) -> float:
+        """Never stalled."""
+        return 0.0
 
 
 def test_engine_error_mid_stream_is_an_error_event_then_done() -> None:
