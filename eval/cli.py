@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from cli_settings import add_settings_flags, load_settings
-from eval.settings import EvalRunSettings, TabularDriftSettings, TagReferenceSettings
+from eval.settings import DriftSettings, EvalRunSettings, TagReferenceSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,9 +25,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     tag.add_argument("run_id", metavar="RUN_ID")
     add_settings_flags(tag, TagReferenceSettings)
     drift = sub.add_parser(
-        "drift", help="Tabular drift of a predictor's logged traffic against its training data."
+        "drift",
+        help="Drift of logged traffic: a predictor's against its training data (--predictor), "
+        "or the LLM's answers and latency against a reference eval run (--llm).",
     )
-    add_settings_flags(drift, TabularDriftSettings)
+    add_settings_flags(drift, DriftSettings)
 
 
 def _emit(result: dict[str, Any]) -> None:
@@ -50,17 +52,23 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         from eval.tracking import tag_reference
 
-        settings = load_settings(TagReferenceSettings, args)
-        _emit(tag_reference(MlflowClient(settings.tracking_uri), args.run_id))
+        tagging = load_settings(TagReferenceSettings, args)
+        _emit(tag_reference(MlflowClient(tagging.tracking_uri), args.run_id))
         return 0
-    from eval.predictor_drift import execute as drift
+    settings = load_settings(DriftSettings, args)
+    if settings.llm:
+        from eval.llm_drift import execute as llm_drift
 
-    _emit(drift(load_settings(TabularDriftSettings, args)))
+        _emit(llm_drift(settings))
+    else:
+        from eval.predictor_drift import execute as drift
+
+        _emit(drift(settings))
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the chosen action; exit 0 whether or not drift is found, 2 on a usage problem."""
+    """Run the chosen action; exit 0 whatever the verdict, 1 on an error, 2 on bad flags."""
     from eval.tracking import EvalError
     from prompts.sets import PromptSetError
 
@@ -72,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             for e in exc.errors()
         )
         print(f"myllama eval: {problems}", file=sys.stderr)
+        return 2  # a usage problem, as argparse's own
     except (EvalError, PromptSetError) as exc:
         print(f"myllama eval: {exc}", file=sys.stderr)
-    return 2
+    return 1

@@ -1,7 +1,8 @@
-"""PNG plots for MLflow (matplotlib, Agg backend): latency CDFs, similarities, distributions."""
+"""Plots for MLflow and the HTML report (matplotlib, Agg): latency, similarities, columns."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from eval.latency import RequestRecord
 
@@ -56,22 +58,20 @@ def similarity(ids: list[str], paired: np.ndarray, threshold: float | None, path
     return path
 
 
-def distribution(
-    name: str, reference: pd.Series, current: pd.Series, kind: str, path: Path
-) -> Path:
+def distribution_figure(name: str, reference: pd.Series, current: pd.Series, kind: str) -> Figure:
     """Reference vs current distribution of one column (histogram or category shares)."""
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    ref, cur = reference.dropna(), current.dropna()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
     if kind == "numeric":
-        ref_values, cur_values = ref.to_numpy(float), cur.to_numpy(float)
+        ref_values = pd.to_numeric(reference, errors="coerce").dropna().to_numpy(float)
+        cur_values = pd.to_numeric(current, errors="coerce").dropna().to_numpy(float)
         bins = np.histogram_bin_edges(np.r_[ref_values, cur_values], bins=30).tolist()
         ax.hist(ref_values, bins=bins, density=True, alpha=0.5, label="reference")
         ax.hist(cur_values, bins=bins, density=True, alpha=0.5, label="current")
     else:
         shares = pd.DataFrame(
             {
-                "reference": ref.astype(str).value_counts(normalize=True),
-                "current": cur.astype(str).value_counts(normalize=True),
+                "reference": reference.astype(str).value_counts(normalize=True),
+                "current": current.astype(str).value_counts(normalize=True),
             }
         ).fillna(0.0)
         shares = shares.sort_values("reference", ascending=False).head(20)
@@ -80,6 +80,32 @@ def distribution(
     ax.set_title(name)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    return fig
+
+
+def samples_figure(title: str, samples: dict[str, np.ndarray], xlabel: str) -> Figure:
+    """Empirical CDFs of a few named samples (e.g. reference vs current TTFT)."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for label, values in samples.items():
+        ordered = np.sort(np.asarray(values, dtype=float))
+        if len(ordered):
+            ax.step(
+                ordered, np.arange(1, len(ordered) + 1) / len(ordered), where="post", label=label
+            )
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def svg(fig: Figure) -> str:
+    """The figure as inline SVG markup (text kept as text), and the figure closed."""
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buffer, format="svg")
     plt.close(fig)
-    return path
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.predictors.registry import PREDICTOR_NAMES
@@ -77,27 +77,57 @@ class TagReferenceSettings(BaseSettings):
     tracking_uri: str = Field(default=DEFAULT_TRACKING_URI, description="MLflow tracking URI.")
 
 
-class TabularDriftSettings(BaseSettings):
-    """What `myllama eval drift` can be told."""
+class DriftSettings(BaseSettings):
+    """What `myllama eval drift` can be told: a predictor's traffic, or the LLM's (--llm)."""
 
     model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
 
-    predictor: str = Field(description=f"Predictor: one of {', '.join(PREDICTOR_NAMES)}.")
+    predictor: str | None = Field(
+        default=None, description=f"Predictor: one of {', '.join(PREDICTOR_NAMES)}."
+    )
+    llm: bool = Field(
+        default=False, description="LLM drift: the completions log against a reference eval run."
+    )
     since: datetime | None = Field(
-        default=None, description="Only predictions logged at or after this ISO date/time (UTC)."
+        default=None, description="Only traffic logged at or after this ISO date/time (UTC)."
     )
     prediction_log: Path = Field(
         default=Path("predictions.db"), description="SQLite prediction log written by the server."
     )
-    psi: bool = Field(default=False, description="Use PSI (threshold 0.1) for every column.")
+    true_labels: Path | None = Field(
+        default=None,
+        description="CSV of the window's true labels (column 'label'): adds target drift.",
+    )
+    completions_log: Path = Field(
+        default=Path("completions.db"),
+        description="SQLite completions log written by `myllama serve --log-completions`.",
+    )
+    reference: str | None = Field(
+        default=None, description="--llm: the reference eval RUN_ID (an `eval run` run)."
+    )
+    model: str | None = Field(default=None, description="--llm: only answers of this model id.")
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="Family-wise false-alarm rate.")
+    resamples: int = Field(
+        default=1000, ge=99, le=100_000, description="Monte Carlo / permutation draws per test."
+    )
+    seed: int = Field(default=0, description="Seed of the Monte Carlo / permutation draws.")
+    html: Path | None = Field(default=None, description="Also write the HTML report here.")
     tracking_uri: str = Field(default=DEFAULT_TRACKING_URI, description="MLflow tracking URI.")
     experiment: str = Field(default="myllama-drift", description="MLflow experiment name.")
 
     @field_validator("predictor")
     @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in PREDICTOR_NAMES:
+    def _known(cls, value: str | None) -> str | None:
+        if value is not None and value not in PREDICTOR_NAMES:
             raise ValueError(
                 f"unknown predictor {value!r}; choose from {', '.join(PREDICTOR_NAMES)}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DriftSettings:
+        if self.llm == (self.predictor is not None):
+            raise ValueError("give either --predictor NAME or --llm")
+        if self.llm and not self.reference:
+            raise ValueError("--llm needs --reference RUN_ID (an `eval run` run)")
+        return self

@@ -6,17 +6,23 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from tests.helpers import ROOT
 
 
-def start_eval(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """Start `myllama eval ARGS` with extra environment `env` (stdout and stderr captured)."""
+def start_eval(
+    args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[str]:
+    """Start `myllama eval ARGS` with extra environment `env` (stdout and stderr captured).
+
+    `cwd`: where a new MLflow experiment puts its artefacts (./mlruns); default the checkout.
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "myllama", "eval", *args],
-        cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+        cwd=cwd or ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -32,14 +38,17 @@ def finish(process: subprocess.Popen[str], timeout: float = 300) -> tuple[int, d
 
 
 def eval_cli(
-    args: list[str], timeout: float = 300, env: dict[str, str] | None = None
+    args: list[str],
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> tuple[int, dict[str, Any], str]:
     """Run `myllama eval ARGS` to the end."""
-    return finish(start_eval(args, env), timeout)
+    return finish(start_eval(args, env, cwd), timeout)
 
 
-def eval_fails(args: list[str], timeout: float = 120) -> tuple[int, str]:
+def eval_fails(args: list[str], timeout: float = 120, cwd: Path | None = None) -> tuple[int, str]:
     """Run `myllama eval ARGS` expected to fail: the exit code and stderr."""
-    process = start_eval(args)
+    process = start_eval(args, cwd=cwd)
     _, err = process.communicate(timeout=timeout)
     return process.returncode, err

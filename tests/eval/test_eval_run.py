@@ -171,13 +171,13 @@ def test_ctrl_c_ends_the_run_killed_with_what_it_has(server: Server, store: str)
     assert "answers.jsonl" in {a.path for a in client.list_artifacts(result["run_id"])}
 
 
-def test_usage_problems_exit_2_with_a_message(store: str) -> None:
-    """Bad flags, prompt sets, servers and run ids exit 2 with a message."""
+def test_usage_problems_exit_with_a_message(store: str) -> None:
+    """Bad flags exit 2; unknown prompt sets, servers and run ids are errors: exit 1."""
     code, err = eval_fails(["run", "--concurrency", "1,x", "--tracking-uri", store])
     assert code == 2 and "--concurrency" in err
     code, err = eval_fails(["run", "--prompts", "nope", "--tracking-uri", store])
-    assert code == 2 and "prompt set not found" in err
+    assert code == 1 and "prompt set not found" in err
     code, err = eval_fails(["run", "--prompts", "smoke", "--server-url", "http://127.0.0.1:9"])
-    assert code == 2 and "cannot read the models" in err
+    assert code == 1 and "cannot read the models" in err
     code, err = eval_fails(["tag-reference", "0" * 32, "--tracking-uri", store])
-    assert code == 2 and "not found" in err
+    assert code == 1 and "not found" in err

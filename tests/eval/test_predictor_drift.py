@@ -1,8 +1,13 @@
-"""`myllama eval drift` on the real income data, a real prediction log and a temp MLflow store."""
+"""`myllama eval drift --predictor` on real churn data, a real trained champion and a real log."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -10,86 +15,154 @@ from mlflow.tracking import MlflowClient
 
 from models.predictors.datasets import LABEL, load_split
 from models.predictors.prediction_log import PredictionLog
+from models.predictors.registry import MODEL_FILE, load_skops
+from models.predictors.train import REFERENCE_PREDICTIONS
 from tests.eval.cli_helpers import eval_cli, eval_fails
+from tests.helpers import ROOT
 
 
-def _log(path: Path, sample: pd.DataFrame) -> Path:
-    """Write `sample` to a prediction log as the income predictor's traffic."""
+@dataclass(frozen=True)
+class Champion:
+    """A churn model trained into a temp MLflow store, and where things go."""
+
+    store: str
+    folder: Path
+    version: str
+    pipeline: Any
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
+    """`myllama train churn` into a temp store (it logs the reference predictions)."""
+    folder = tmp_path_factory.mktemp("drift")
+    store = f"sqlite:///{folder}/mlflow.db"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "myllama",
+            "train",
+            "churn",
+            "--tracking-uri",
+            store,
+            "--predictors-dir",
+            str(folder / "predictors"),
+        ],
+        cwd=folder,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(folder)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    card = json.loads((folder / "predictors" / "churn" / "predictor.json").read_text())
+    pipeline = load_skops(folder / "predictors" / "churn" / MODEL_FILE)
+    return Champion(store, folder, str(card["version"]), pipeline)
+
+
+def _log(champion: Champion, path: Path, rows: pd.DataFrame) -> Path:
+    """Serve-like traffic: `rows` with the champion's own predicted labels, in a prediction log."""
+    features = rows.drop(columns=LABEL, errors="ignore")
+    labels = [str(v) for v in champion.pipeline.predict(features)]
     log = PredictionLog(path)
-    features = sample.drop(columns=LABEL).to_dict(orient="records")
-    outputs = [{"label": label, "probabilities": {}} for label in sample[LABEL]]
-    log.record("income", "test-version", features, outputs)
+    records = json.loads(features.to_json(orient="records"))
+    log.record(
+        "churn", champion.version, records, [{"label": x, "probabilities": {}} for x in labels]
+    )
     log.close()
     return path
 
 
-@pytest.fixture(scope="module")
-def fresh_sample() -> pd.DataFrame:
-    """Held-out rows: a fresh sample of the training distribution."""
-    return load_split("income").test.sample(3000, random_state=0).reset_index(drop=True)
+def _drift(champion: Champion, log_path: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    args = ["drift", "--predictor", "churn", "--prediction-log", str(log_path)]
+    return eval_cli([*args, "--tracking-uri", champion.store, *extra], cwd=champion.folder)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A temp MLflow store shared by the module."""
-    return f"sqlite:///{tmp_path_factory.mktemp('drift')}/mlflow.db"
+def held_out() -> pd.DataFrame:
+    """Churn rows the model never saw: fresh traffic from the training distribution."""
+    return load_split("churn").test.sample(600, random_state=0).reset_index(drop=True)
 
 
-def _drift(log_path: Path, store: str, *extra: str) -> tuple[int, dict, str]:
-    """`eval drift` of the income predictor over this log."""
-    args = ["drift", "--predictor", "income", "--prediction-log", str(log_path)]
-    return eval_cli([*args, "--tracking-uri", store, *extra])
-
-
-def test_fresh_sample_is_not_drift(tmp_path: Path, fresh_sample: pd.DataFrame, store: str) -> None:
-    """Held-out income rows as traffic: no data-set drift, age not flagged."""
-    code, result, err = _drift(_log(tmp_path / "p.db", fresh_sample), store)
-    assert code == 0, err[-3000:]
-    drift = result["drift"]
-    assert drift["detected"] is False and "age" not in drift["drifted_features"]
-    assert drift["share_drifted_features"] < 0.5 and drift["label_drift"] is False
-    assert result["metrics"]["current_rows"] == 3000
-    assert result["metrics"]["reference_rows"] == len(load_split("income").train)
-    methods = {c["column"]: c["method"] for c in drift["columns"]}
-    assert methods["age"] == "wasserstein_over_std" and methods["sex"] == "jensen_shannon"
-
-
-def test_age_plus_fifteen_is_flagged_in_mlflow(
-    tmp_path: Path, fresh_sample: pd.DataFrame, store: str
+def test_clean_traffic_is_no_drift_with_every_part_stated(
+    champion: Champion, held_out: pd.DataFrame, tmp_path: Path
 ) -> None:
-    """age + 15 years: age flagged, with its table and plots in MLflow."""
-    older = fresh_sample.assign(age=fresh_sample["age"] + 15)
-    code, result, err = _drift(_log(tmp_path / "p.db", older), store)
+    """Held-out rows with predicted labels: no_drift; every part with its numbers; HTML written."""
+    html = tmp_path / "report.html"
+    code, result, err = _drift(
+        champion, _log(champion, tmp_path / "p.db", held_out), "--html", str(html)
+    )
     assert code == 0, err[-3000:]
-    assert "age" in result["drift"]["drifted_features"]
-    assert result["drift"]["detected"] is False  # one feature of thirteen: not the data set
-    client = MlflowClient(store)
+    assert result["verdict"] == "no_drift" and result["drift"]["detected"] is False, result[
+        "reason"
+    ]
+    parts = {(p["part"], p["name"]): p for p in result["parts"]}
+    assert ("prediction", "predicted label") in parts  # predicted vs predicted, never true labels
+    assert {n for k, n in parts if k == "feature"} == set(held_out.columns) - {LABEL}
+    for part in parts.values():
+        assert {
+            "statistic",
+            "p_value",
+            "p_adjusted",
+            "threshold",
+            "n_reference",
+            "n_current",
+        } <= set(part)
+        assert part["n_current"] == 600 and part["threshold"] == 0.05
+    assert parts[("feature", "tenure")]["method"] == "ks_exact"
+    assert parts[("feature", "contract")]["method"] == "chi2_permutation"
+    assert result["skipped"]["target"].startswith("no true labels")
+    assert "Verdict: no_drift" in html.read_text()
+    client = MlflowClient(champion.store)
     run = client.get_run(result["run_id"])
-    assert run.data.metrics["age.drifted"] == 1.0
-    assert run.data.metrics["age.wasserstein_over_std"] > 1.0
-    assert run.data.metrics["sex.drifted"] == 0.0
-    assert "age" in run.data.tags["drifted_features"].split(",")
-    assert run.data.tags["predictor"] == "income" and run.data.params["psi"] == "False"
-    files = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"drift_table.csv", "drift_table.json", "distributions"} <= files
-    plots = {a.path for a in client.list_artifacts(run.info.run_id, "distributions")}
-    assert {"distributions/age.png", "distributions/label.png"} <= plots
-    table = pd.read_csv(client.download_artifacts(run.info.run_id, "drift_table.csv"))
-    age = table.set_index("column").loc["age"]
-    assert bool(age["drifted"]) and age["method"] == "wasserstein_over_std"
+    assert run.data.tags["drift.verdict"] == "no_drift"
+    files = {a.path for a in client.list_artifacts(result["run_id"])}
+    assert {"drift_report.html", "verdict.json", "drift_table.csv"} <= files
+    train_run = client.get_model_version("churn", champion.version).run_id
+    assert REFERENCE_PREDICTIONS in {a.path for a in client.list_artifacts(train_run)}
 
 
-def test_psi_and_since_and_an_empty_log(
-    tmp_path: Path, fresh_sample: pd.DataFrame, store: str
+def test_shorter_tenure_is_drift_and_names_tenure(
+    champion: Champion, held_out: pd.DataFrame, tmp_path: Path
 ) -> None:
-    """--psi uses PSI everywhere; an empty --since window and a bad predictor exit 2."""
-    log_path = _log(tmp_path / "p.db", fresh_sample.head(500).assign(age=lambda f: f["age"] + 15))
-    code, result, err = _drift(log_path, store, "--psi")
+    """tenure × 0.7: verdict drift, tenure among the drifted features, true labels give target."""
+    shifted = held_out.assign(tenure=held_out["tenure"] * 0.7)
+    labels = tmp_path / "truth.csv"
+    held_out[[LABEL]].to_csv(labels, index=False)
+    code, result, err = _drift(
+        champion, _log(champion, tmp_path / "p.db", shifted), "--true-labels", str(labels)
+    )
     assert code == 0, err[-3000:]
-    assert {c["method"] for c in result["drift"]["columns"]} == {"psi"}
-    assert "age" in result["drift"]["drifted_features"]
-    args = ["drift", "--predictor", "income", "--prediction-log", str(log_path)]
-    code, err = eval_fails([*args, "--since", "2999-01-01", "--tracking-uri", store])
-    assert code == 2 and "no income predictions since 2999-01-01" in err
-    code, err = eval_fails(["drift", "--predictor", "tarot", "--tracking-uri", store])
+    assert result["verdict"] == "drift" and "tenure" in result["drift"]["drifted_features"]
+    target = next(p for p in result["parts"] if p["part"] == "target")
+    assert target["n_current"] == 600 and target["drifted"] is False
+    metrics = MlflowClient(champion.store).get_run(result["run_id"]).data.metrics
+    assert metrics["feature.tenure.drifted"] == 1.0
+
+
+def test_few_rows_are_insufficient_data_and_errors_exit_nonzero(
+    champion: Champion, held_out: pd.DataFrame, tmp_path: Path
+) -> None:
+    """10 rows: insufficient_data (exit 0); a missing log is an error (1); bad flags exit 2."""
+    log_path = _log(champion, tmp_path / "p.db", held_out.head(10))
+    code, result, err = _drift(champion, log_path)
+    assert code == 0, err[-3000:]
+    assert result["verdict"] == "insufficient_data" and "at least 30" in result["reason"]
+    code, err = eval_fails(
+        [
+            "drift",
+            "--predictor",
+            "churn",
+            "--prediction-log",
+            str(tmp_path / "none.db"),
+            "--tracking-uri",
+            champion.store,
+        ],
+        cwd=champion.folder,
+    )
+    assert code == 1 and "no prediction log" in err
+    code, err = eval_fails(["drift", "--predictor", "tarot"], cwd=champion.folder)
     assert code == 2 and "unknown predictor" in err
+    code, err = eval_fails(["drift"], cwd=champion.folder)
+    assert code == 2 and "either --predictor NAME or --llm" in err

@@ -1,12 +1,23 @@
-"""Tabular drift statistics on synthetic frames: the right test per column, the right verdict."""
+"""Tabular drift tests on synthetic frames: the right test per column, exact statistics, Holm."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from eval.tabular_drift import column_drift, column_kind, table_drift
+from eval.tabular_drift import (
+    MISSING,
+    ReferenceColumn,
+    chi2_statistics,
+    column_kind,
+    feature_tests,
+    ks_statistics,
+    labels_test,
+    pool_sparse,
+)
+from eval.verdict import INSUFFICIENT, NO_DRIFT, Check, decide, holm
 
 
 def _frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame:
@@ -17,7 +28,6 @@ def _frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame
             "income": rng.lognormal(10, 0.5, n),
             "colour": rng.choice(["red", "green", "blue"], n, p=[0.5, 0.3, 0.2]),
             "smoker": rng.choice([0, 1], n, p=[0.8, 0.2]),
-            "label": rng.choice(["yes", "no"], n),
         }
     )
 
@@ -37,66 +47,96 @@ def test_column_kinds(rng: np.random.Generator) -> None:
         "income": "numeric",
         "colour": "categorical",
         "smoker": "categorical",
-        "label": "categorical",
     }
 
 
-def test_small_reference_uses_tests_and_sees_a_shift(rng: np.random.Generator) -> None:
-    """≤ 1,000 reference rows: KS/chi²/z tests, and a 15-year age shift is flagged."""
-    reference = _frame(rng, 800)
-    same = table_drift(reference, _frame(rng, 400))
-    methods = {c.column: c.method for c in same.features}
-    assert methods == {
-        "age": "ks",
-        "income": "ks",
-        "colour": "chi_square",
-        "smoker": "z_two_proportions",
-    }
-    assert same.label is not None and same.label.method == "z_two_proportions"
-    assert not same.dataset_drift and same.share_drifted <= 0.25
-    shifted = table_drift(reference, _frame(rng, 400, shift=15))
-    age = next(c for c in shifted.features if c.column == "age")
-    assert age.drifted and age.statistic < 1e-6 and age.threshold == 0.05
-    assert not shifted.dataset_drift
+def test_ks_distance_matches_scipy_with_ties(rng: np.random.Generator) -> None:
+    """The vectorised KS distance equals SciPy's, ties included, row by row."""
+    reference = rng.integers(0, 20, 700).astype(float)
+    current = rng.integers(2, 22, (5, 40)).astype(float)
+    current[0, :5] = np.nan  # absent values are left out
+    distance, sizes = ks_statistics(np.sort(reference), current)
+    assert sizes.tolist() == [35, 40, 40, 40, 40]
+    for row, d in zip(current, distance, strict=True):
+        assert d == pytest.approx(stats.ks_2samp(reference, row[~np.isnan(row)]).statistic)
 
 
-def test_large_reference_uses_distances(rng: np.random.Generator) -> None:
-    """> 1,000 reference rows: Wasserstein/JS distances; 3 of 4 drifted is data-set drift."""
-    reference = _frame(rng, 5000)
-    result = table_drift(reference, _frame(rng, 2000))
-    assert {c.method for c in result.features} == {"wasserstein_over_std", "jensen_shannon"}
-    assert not any(c.drifted for c in result.features)
-    current = _frame(rng, 2000, shift=15)
-    current["colour"] = "red"
-    current["smoker"] = 1
-    result = table_drift(reference, current)
-    drifted = {c.column for c in result.features if c.drifted}
-    assert drifted == {"age", "colour", "smoker"}
-    assert result.dataset_drift and result.share_drifted == 0.75
-    age = next(c for c in result.features if c.column == "age")
-    assert age.statistic == pytest.approx(15 / reference["age"].std(ddof=0), rel=0.15)
-    table = result.frame()
-    assert list(table["column"]) == ["age", "income", "colour", "smoker", "label"]
+def test_chi2_matches_scipy_and_sparse_categories_are_pooled() -> None:
+    """χ² equals SciPy's contingency χ²; categories expected < 5 times are pooled into one."""
+    ref, cur = np.array([500, 300, 200, 3, 2]), np.array([40, 35, 20, 1, 4])
+    expected = stats.chi2_contingency(np.vstack([ref, cur]), correction=False)[0]
+    assert chi2_statistics(ref, cur) == pytest.approx(expected)
+    merged_ref, merged_cur = pool_sparse(ref, cur)
+    assert merged_ref.tolist() == [500, 300, 200, 5] and merged_cur.tolist() == [40, 35, 20, 5]
 
 
-def test_psi_on_request(rng: np.random.Generator) -> None:
-    """use_psi switches every column to PSI, which flags the age shift."""
+def test_same_distribution_is_quiet_and_a_shift_is_found(rng: np.random.Generator) -> None:
+    """Exact KS and permutation χ²: a fresh sample passes, a 15-year age shift is flagged alone."""
     reference = _frame(rng, 3000)
-    same = table_drift(reference, _frame(rng, 3000), use_psi=True)
-    assert {c.method for c in same.features} == {"psi"}
-    assert not any(c.drifted for c in same.features)
-    shifted = column_drift("age", reference["age"], _frame(rng, 3000, shift=15)["age"], True)
-    assert shifted.drifted and shifted.statistic > 1.0
+    same = decide(feature_tests(reference, _frame(rng, 400), list(reference.columns)), 0.05, {})
+    assert same.verdict == NO_DRIFT
+    methods = {p.name: p.method for p in same.parts}
+    assert methods == {
+        "age": "ks_exact",
+        "income": "ks_exact",
+        "colour": "chi2_permutation",
+        "smoker": "chi2_permutation",
+    }
+    shifted = decide(
+        feature_tests(reference, _frame(rng, 400, 15), list(reference.columns)), 0.05, {}
+    )
+    assert [p.name for p in shifted.drifted()] == ["age"]
+    age = shifted.drifted()[0]
+    assert age.p_value < 1e-6 and age.details["wasserstein_over_std"] > 1.0
 
 
-def test_new_categories_and_bad_input(rng: np.random.Generator) -> None:
-    """An unseen category drifts; missing features or an all-NaN column raise ValueError."""
-    reference = _frame(rng, 300)
+def test_missing_values_are_their_own_share(rng: np.random.Generator) -> None:
+    """Missing categories count as a category; a numeric column's missing share gets a test."""
+    reference = _frame(rng, 2000)
+    reference.loc[:99, "colour"] = None
+    column = ReferenceColumn.build("colour", reference["colour"])
+    assert MISSING in column.categories
     current = _frame(rng, 300)
+    current.loc[:150, "income"] = np.nan  # half the incomes missing, the rest unchanged
+    tests = feature_tests(reference, current, ["income"])
+    assert tests[0].method == "ks_exact+missing_share" and tests[0].p_value < 0.01
+    assert tests[0].details["missing_share_current"] == pytest.approx(151 / 300)
+
+
+def test_unseen_categories_and_numbers_as_categories(rng: np.random.Generator) -> None:
+    """An unseen category drifts; 1 and 1.0 are the same category; bad input raises."""
+    reference = _frame(rng, 1000)
+    current = _frame(rng, 200)
     current["colour"] = "purple"
-    colour = column_drift("colour", reference["colour"], current["colour"])
-    assert colour.drifted and colour.method == "chi_square"
+    current["smoker"] = current["smoker"].astype(float)
+    tests = {t.name: t for t in feature_tests(reference, current, ["colour", "smoker"])}
+    assert tests["colour"].p_value < 0.01 and tests["smoker"].p_value > 0.01
     with pytest.raises(ValueError, match="lacks the features"):
-        table_drift(reference, current.drop(columns="age"))
-    with pytest.raises(ValueError, match="no values"):
-        column_drift("age", reference["age"], pd.Series([np.nan, np.nan]))
+        feature_tests(reference, current.drop(columns="age"), ["age"])
+
+
+def test_labels_compare_as_classes(rng: np.random.Generator) -> None:
+    """Predicted labels: the same mix is quiet, a flipped mix is flagged."""
+    reference = pd.Series(rng.choice(["<=50K", ">50K"], 5000, p=[0.76, 0.24]))
+    same = labels_test("prediction", "label", reference, reference.sample(300, random_state=1))
+    flipped = labels_test(
+        "prediction", "label", reference, pd.Series([">50K"] * 200 + ["<=50K"] * 100)
+    )
+    assert same.p_value > 0.05 and flipped.p_value < 0.001 and flipped.method == "chi2_permutation"
+
+
+def test_holm_and_the_verdict_rule() -> None:
+    """Holm's adjusted p-values, drift when any is ≤ α, insufficient_data when told so."""
+    assert holm(np.array([0.01, 0.04, 0.03, 0.005])).tolist() == pytest.approx(
+        [0.03, 0.06, 0.06, 0.02]
+    )
+
+    def test(name: str, p: float) -> Check:
+        return Check("feature", name, "ks_exact", 0.1, p, 100, 50)
+
+    verdict = decide([test("a", 0.01), test("b", 0.04), test("c", 0.5)], 0.05, {"n": 50})
+    assert verdict.verdict == "drift" and [p.name for p in verdict.drifted()] == ["a"]
+    quiet = decide([test("a", 0.03), test("b", 0.04)], 0.05, {})
+    assert quiet.verdict == NO_DRIFT and "smallest adjusted p-value 0.06" in quiet.reason
+    short = decide([], 0.05, {"current_rows": 3}, insufficient="3 rows; at least 30 are needed")
+    assert short.verdict == INSUFFICIENT and short.as_json()["reason"].startswith("3 rows")
