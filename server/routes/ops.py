@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from models.predictors.registry import predictor_states
 from server.errors import envelope
 from server.settings import ServerSettings
 
@@ -29,11 +30,13 @@ def _models_state(state: Any, watchdog_s: float) -> dict[str, Any]:
 def _predictors_state(state: Any, settings: ServerSettings) -> dict[str, Any]:
     if not settings.load_predictors:
         return {"state": "disabled"}
-    if state.predictors_error is not None:
-        return {"state": "failed", "error": state.predictors_error}
-    if state.predictors is None:
-        return {"state": "loading"}
-    return {"state": "ready"}
+    each = predictor_states(state.predictors, state.predictors_error)
+    details = {p.name: {"state": p.status, "message": p.message} for p in each}
+    if any(p.status == "loading" for p in each):
+        return {"state": "loading", "predictors": details}
+    if any(p.status == "failed" for p in each):
+        return {"state": "failed", "predictors": details}
+    return {"state": "ready", "predictors": details}
 
 
 _NOT_READY = {

@@ -8,33 +8,16 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import Server
-
-
-def _post(server: Server, path: str, **kwargs: object) -> httpx.Response:
-    headers = {**server.headers(), **kwargs.pop("headers", {})}  # type: ignore[dict-item]
-    return httpx.post(f"{server.v1}{path}", headers=headers, timeout=60, **kwargs)  # type: ignore[arg-type]
-
-
-def _assert_envelope(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert error["message"]
-    assert "Traceback" not in error["message"]
-    if code is not None:
-        assert error["code"] == code
-    return error
+from tests.server.calls import assert_envelope, post
 
 
 def test_missing_and_wrong_api_key(server: Server) -> None:
     """Without the key, or with a wrong one, /v1 answers 401; /health stays open."""
     body = {"messages": [{"role": "user", "content": "hi"}]}
     no_key = httpx.post(f"{server.v1}/chat/completions", json=body, timeout=30)
-    _assert_envelope(no_key, 401, "invalid_api_key")
+    assert_envelope(no_key, 401, "invalid_api_key")
     wrong = httpx.get(f"{server.v1}/models", headers={"Authorization": "Bearer nope"}, timeout=30)
-    _assert_envelope(wrong, 401, "invalid_api_key")
+    assert_envelope(wrong, 401, "invalid_api_key")
     assert httpx.get(f"{server.url}/health", timeout=30).status_code == 200
     with pytest.raises(openai.AuthenticationError):
         OpenAI(base_url=server.v1, api_key="wrong", max_retries=0).models.list()
@@ -43,42 +26,41 @@ def test_missing_and_wrong_api_key(server: Server) -> None:
 def test_unknown_model(server: Server) -> None:
     """An unknown model id is a 404 model_not_found, for chat and for /v1/models/{id}."""
     body = {"model": "gpt-17", "messages": [{"role": "user", "content": "hi"}]}
-    error = _assert_envelope(_post(server, "/chat/completions", json=body), 404, "model_not_found")
+    error = assert_envelope(post(server, "/chat/completions", json=body), 404, "model_not_found")
     assert error["param"] == "model"
     resp = httpx.get(f"{server.v1}/models/gpt-17", headers=server.headers(), timeout=30)
-    _assert_envelope(resp, 404, "model_not_found")
+    assert_envelope(resp, 404, "model_not_found")
 
 
 def test_context_length_exceeded(server: Server) -> None:
     """Prompt + max_tokens beyond the context is a 400 context_length_exceeded."""
     long_text = "word " * 3000
     body = {"messages": [{"role": "user", "content": long_text}], "max_tokens": 10}
-    _assert_envelope(_post(server, "/chat/completions", json=body), 400, "context_length_exceeded")
+    assert_envelope(post(server, "/chat/completions", json=body), 400, "context_length_exceeded")
     short = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000}
-    _assert_envelope(_post(server, "/chat/completions", json=short), 400, "context_length_exceeded")
+    assert_envelope(post(server, "/chat/completions", json=short), 400, "context_length_exceeded")
 
 
 def test_malformed_json_and_wrong_types(server: Server) -> None:
     """Broken JSON is a 400; wrong types and out-of-range values are a 422 naming the field."""
-    broken = _post(
+    broken = post(
         server,
         "/chat/completions",
         content=b'{"messages": [',
         headers={"Content-Type": "application/json"},
     )
-    _assert_envelope(broken, 400, "invalid_json")
+    assert_envelope(broken, 400, "invalid_json")
     wrong_type = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": "many"}
-    error = _assert_envelope(_post(server, "/chat/completions", json=wrong_type), 422)
+    error = assert_envelope(post(server, "/chat/completions", json=wrong_type), 422)
     assert error["param"] == "max_tokens"
     hot = {"messages": [{"role": "user", "content": "hi"}], "temperature": 9}
     assert (
-        _assert_envelope(_post(server, "/chat/completions", json=hot), 422)["param"]
-        == "temperature"
+        assert_envelope(post(server, "/chat/completions", json=hot), 422)["param"] == "temperature"
     )
     no_messages = {"messages": []}
-    _assert_envelope(_post(server, "/chat/completions", json=no_messages), 422)
+    assert_envelope(post(server, "/chat/completions", json=no_messages), 422)
     too_many = {"messages": [{"role": "user", "content": "hi"}], "n": 50}
-    assert _assert_envelope(_post(server, "/chat/completions", json=too_many), 400)["param"] == "n"
+    assert assert_envelope(post(server, "/chat/completions", json=too_many), 400)["param"] == "n"
 
 
 def test_unsupported_features_are_refused(server: Server) -> None:
@@ -87,11 +69,9 @@ def test_unsupported_features_are_refused(server: Server) -> None:
         "messages": [{"role": "user", "content": "hi"}],
         "tools": [{"type": "function", "function": {"name": "f"}}],
     }
-    assert (
-        "tools" in _assert_envelope(_post(server, "/chat/completions", json=tools), 422)["message"]
-    )
+    assert "tools" in assert_envelope(post(server, "/chat/completions", json=tools), 422)["message"]
     logprobs = {"messages": [{"role": "user", "content": "hi"}], "logprobs": True}
-    _assert_envelope(_post(server, "/chat/completions", json=logprobs), 422)
+    assert_envelope(post(server, "/chat/completions", json=logprobs), 422)
 
 
 def test_bad_json_schema(server: Server) -> None:
@@ -100,10 +80,10 @@ def test_bad_json_schema(server: Server) -> None:
         "messages": [{"role": "user", "content": "hi"}],
         "response_format": {"type": "json_schema"},
     }
-    _assert_envelope(_post(server, "/chat/completions", json=body), 422)
+    assert_envelope(post(server, "/chat/completions", json=body), 422)
 
 
 def test_unknown_route_and_method(server: Server) -> None:
     """Framework errors use the envelope too."""
-    _assert_envelope(httpx.get(f"{server.v1}/nothing", headers=server.headers()), 404, "not_found")
-    _assert_envelope(httpx.get(f"{server.v1}/chat/completions", headers=server.headers()), 405)
+    assert_envelope(httpx.get(f"{server.v1}/nothing", headers=server.headers()), 404, "not_found")
+    assert_envelope(httpx.get(f"{server.v1}/chat/completions", headers=server.headers()), 405)
