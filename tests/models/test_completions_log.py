@@ -1,4 +1,4 @@
-"""The completions log: rows as written, the same prompt hash everywhere, bounded, flushed on close."""
+"""The completions log: rows as written, one prompt hash everywhere, bounded, flushed on close."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def test_a_full_log_drops_instead_of_blocking(tmp_path: Path) -> None:
 
 
 def test_close_flushes_and_a_closed_log_refuses(tmp_path: Path) -> None:
-    """Entries recorded from many threads are all written by close(); afterwards record() is False."""
+    """Entries recorded from many threads are all written by close(); then record() is False."""
     log = CompletionsLog(tmp_path / "c.db", flush_interval=5.0)
     threads = [
         threading.Thread(target=lambda k=k: [log.record(_entry(k * 100 + i)) for i in range(50)])
