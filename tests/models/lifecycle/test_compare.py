@@ -1,0 +1,57 @@
+"""`myllama models compare`: two real servers, the eval harness, one MLflow parent run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+
+from models.catalog import DEFAULT_MODEL
+from models.lifecycle.gguf_facts import sha256
+from tests.models.lifecycle.conftest import Done, Store
+
+
+def test_compare_reports_both_models_and_drift(comparison: Done, variants: dict[str, Any]) -> None:
+    """The last line has the run, both models' figures at each concurrency, and a verdict."""
+    assert comparison.code == 0, comparison.err[-3000:]
+    result = comparison.json
+    a, b = result["models"]
+    assert a["sha256"] == sha256(DEFAULT_MODEL.gguf_path())
+    assert (b["sha256"], b["uri"]) == (variants["Q8_0"]["sha256"], variants["Q8_0"]["uri"])
+    for model in (a, b):
+        assert model["file_size"] > 0 and model["load_time_s"] > 0 and model["rss_mb"] > 0
+        assert set(model["concurrency"]) == {"1", "2"}
+        for level in model["concurrency"].values():
+            assert level["failed_requests"] == 0
+            assert level["output_tok_per_s"] > 0 and level["ttft_p95_s"] > 0
+            assert level["tpot_p95_s"] > 0
+    drift = result["drift"]
+    assert drift["verdict"] in ("drift", "no_drift")
+    assert drift["n_pairs"] == 6 and 0.0 <= drift["p_value"] <= 1.0
+    assert drift["detected"] is (drift["verdict"] == "drift")
+    assert "B against A" in comparison.out and "c=2 tok/s" in comparison.out
+
+
+def test_compare_is_one_parent_run_with_a_child_per_model(store: Store, comparison: Done) -> None:
+    """MLflow: the parent holds the verdict, both hashes and the answers; a child per model."""
+    client = MlflowClient(tracking_uri=store.uri)
+    result = comparison.json
+    parent = client.get_run(result["run_id"])
+    assert parent.data.tags["drift.verdict"] == result["drift"]["verdict"]
+    assert parent.data.tags["a_sha256"] == result["models"][0]["sha256"]
+    assert parent.data.tags["b_sha256"] == result["models"][1]["sha256"]
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert sorted(c.info.run_id for c in children) == sorted(m["run_id"] for m in result["models"])
+    for child in children:
+        assert child.data.metrics["c1_output_tok_per_s"] > 0 and child.data.metrics["rss_mb"] > 0
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"answers.jsonl", "comparison.json"} <= names
+
+
+def test_compare_unknown_model_is_one_line(store: Store) -> None:
+    """A model that is nowhere: exit 2 and one line, before any server starts."""
+    done = store.models("compare", "smollm2-135m-instruct", "nowhere-q9")
+    assert done.code == 2 and "no model 'nowhere-q9'" in done.err.strip().splitlines()[-1]
+    assert "Traceback" not in done.err
