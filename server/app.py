@@ -35,7 +35,9 @@ def _engine_config(settings: ServerSettings) -> EngineConfig:
         n_threads=settings.n_threads,
         n_gpu_layers=settings.n_gpu_layers,
         prefix_cache=settings.prefix_cache,
-        max_tokens_default=settings.max_tokens_default,
+        max_tokens_default=min(
+            settings.max_tokens_default, settings.max_tokens_limit or settings.max_tokens_default
+        ),
         watchdog_s=settings.watchdog_s,
     )
 

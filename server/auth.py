@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -9,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.errors import APIError, error_response
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def _unauthorized() -> APIError:
@@ -61,6 +64,9 @@ class RequestGuard:
         if body is None:
             await error_response(_too_large(self.max_body_bytes))(scope, receive, send)
             return
+        if _has_lone_surrogate(body):
+            await error_response(_not_text())(scope, receive, send)
+            return
         await self.app(scope, _replay(body, receive), send)
 
     def _authorized(self, header: bytes) -> bool:
@@ -84,6 +90,29 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+def _not_text() -> APIError:
+    return APIError(
+        400,
+        "The JSON body contains a lone UTF-16 surrogate escape (\\uD800-\\uDFFF): not text.",
+        code="invalid_json",
+    )
+
+
+def _has_lone_surrogate(body: bytes) -> bool:
+    """True when the JSON decodes to a string no UTF-8 can hold (paired escapes are fine)."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return False
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return False  # the app answers malformed JSON itself
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

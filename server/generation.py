@@ -34,8 +34,16 @@ class Choice:
     first_token_at: float | None = None
 
 
-def check_n(n: int, settings: ServerSettings) -> None:
-    """Refuse more choices than the server allows per request."""
+def check_limits(n: int, params: GenerationParams, settings: ServerSettings) -> None:
+    """Refuse more choices, or more tokens, than the server allows per request."""
+    limit = settings.max_tokens_limit
+    if limit is not None and params.max_tokens is not None and params.max_tokens > limit:
+        raise APIError(
+            400,
+            f"max_tokens is {params.max_tokens}; this server allows at most {limit}",
+            param="max_tokens",
+            code="max_tokens_too_big",
+        )
     if n > settings.max_n:
         raise APIError(
             400,
@@ -111,7 +119,7 @@ class Generation:
     ) -> Generation:
         """Submit n choices of one prompt (queue and context checks raise here)."""
         settings: ServerSettings = request.app.state.settings
-        check_n(n, settings)
+        check_limits(n, params, settings)
         streams = await engine.submit(prompt, params, n)
         return cls(engine, streams, metrics, request, settings.request_timeout, settings.watchdog_s)
 

@@ -83,6 +83,12 @@ class ServerSettings(BaseSettings):
         description="Tokens generated when a chat request sets no max_tokens (capped by the "
         "context left).",
     )
+    max_tokens_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="Largest max_tokens a request may ask for (beyond it, 400); default: the "
+        "context left.",
+    )
     request_timeout: float = Field(
         default=600.0, gt=0, description="Seconds a generation may run before it ends with 504."
     )
