@@ -6,34 +6,32 @@ import argparse
 import asyncio
 import json
 import logging
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cli_settings import add_settings_flags, load_settings
-from eval.embedding_drift import calibrated_threshold, compare, paired_cosine
+from eval import report as html_report
+from eval.embedding_drift import DriftReport, calibrated_threshold, compare, paired_cosine
 from eval.latency import RequestRecord, summarise
 from eval.loadgen import Sampling, run_level, server_models
+from eval.local_server import serving
 from eval.tracking import EvalError
+from eval.verdict import Check, Verdict, decide
 from models.lifecycle.actions import A_SHA, B_SHA, COMPARE_EXPERIMENT, COMPARE_KIND, VERDICT
 from models.lifecycle.registry import KIND_TAG, tracking_uri_from_env
 
 log = logging.getLogger(__name__)
 
 MIN_PAIRS = 5  # fewer answered prompts in common than this: verdict insufficient_data
-READY_TIMEOUT_S = 300.0
 
 
 class CompareSettings(BaseSettings):
@@ -112,75 +110,22 @@ class Contender:
         }
 
 
-def _rss_mb(pid: int) -> tuple[float | None, float | None]:
-    """(current, peak) resident set size of a process, from /proc (None where there is none)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None, None
-    values = {
-        k: int(v.split()[0]) / 1024
-        for k, _, v in (line.partition(":") for line in status.splitlines())
-        if k in ("VmRSS", "VmHWM")
-    }
-    return values.get("VmRSS"), values.get("VmHWM")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _serve_one(
     contender: Contender, path: str, settings: CompareSettings, folder: Path
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`myllama serve` with only this model on a free loopback port; timed until /health is 200."""
-    port = _free_port()
+) -> Iterator[str]:
+    """Serve only this model; record its time to ready and its RSS after load and at the end."""
     parallel = max(settings.levels)
-    command = [
-        sys.executable, "-m", "myllama", "serve", "--port", str(port),
-        "--model", f"{contender.served_id}={path}", "--parallel", str(parallel),
-        "--n-batch", str(max(512, parallel)), "--n-ctx", str(settings.n_ctx),
-        "--max-queue", str(4 * parallel), "--no-load-predictors",
-        "--prediction-log", str(folder / "predictions.db"), "--log-level", "warning",
-    ]  # fmt: skip
+    flags = ["--parallel", str(parallel), "--n-batch", str(max(512, parallel)),
+             "--n-ctx", str(settings.n_ctx), "--max-queue", str(4 * parallel),
+             "--log-level", "warning"]  # fmt: skip
     if settings.n_threads:
-        command += ["--n-threads", str(settings.n_threads)]
-    log_path = folder / f"server-{contender.served_id}.log"
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as out:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            _wait_ready(url, process, log_path)
-            contender.load_time_s = time.perf_counter() - started
-            contender.rss_mb, _ = _rss_mb(process.pid)
-            yield url, process
-            _, contender.peak_rss_mb = _rss_mb(process.pid)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-            raise EvalError(f"the server exited with {process.returncode}: {' | '.join(tail)}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise EvalError(f"the server at {url} was not ready after {READY_TIMEOUT_S:.0f} s")
+        flags += ["--n-threads", str(settings.n_threads)]
+    with serving(f"{contender.served_id}={path}", folder, flags) as server:
+        contender.load_time_s = server.ready_s
+        contender.rss_mb = server.memory_mb()[0]
+        yield server.url
+        contender.peak_rss_mb = server.memory_mb()[1]
 
 
 def _measure(contender: Contender, url: str, settings: CompareSettings, prompt_set: Any) -> None:
@@ -265,21 +210,39 @@ def _remote_contenders(a: str, b: str, settings: CompareSettings) -> list[Conten
     return out
 
 
-def _drift(first: Contender, second: Contender, settings: CompareSettings) -> dict[str, Any]:
-    """B's answers against A's at the first level; calibrated by each model's own reruns."""
+def _checks(report: DriftReport, n: int) -> list[Check]:
+    """The harness's statistics of B against A as the house verdict's tests."""
+    m = report.metrics
+    extra = {"paired_cosine_mean": m["paired_cosine_mean"], "classifier_auc": m["classifier_auc"]}
+    checks = [
+        Check("answers", "MMD²", "RBF kernel, median heuristic, permutation p-value",
+              m["mmd2"], m["mmd_p_value"], n, n, extra),
+        Check("answers", "centroid distance", "cosine distance of the mean embeddings, bootstrap",
+              m["centroid_distance"], m["centroid_p_value"], n, n),
+    ]  # fmt: skip
+    if "cosine_threshold" in m:
+        checks.append(
+            Check("answers", "paired cosine", "share below the calibrated cosine, binomial",
+                  m["share_below_threshold"], m["share_below_p_value"], n, n,
+                  {"threshold": m["cosine_threshold"], "paired_cosine_p5": m["paired_cosine_p5"]})
+        )  # fmt: skip
+    return checks
+
+
+def _drift(
+    first: Contender, second: Contender, settings: CompareSettings
+) -> tuple[dict[str, Any], Verdict]:
+    """B's answers against A's at the first level, calibrated by each model's own reruns."""
     from models.embedder import Embedder
 
     level = settings.levels[0]
     ref, cur = first.answers.get(level, {}), second.answers.get(level, {})
     common = [pid for pid in ref if pid in cur]
+    sizes = {"pairs": len(common)}
     if len(common) < MIN_PAIRS:
-        return {
-            "verdict": "insufficient_data",
-            "detected": False,
-            "p_value": None,
-            "n_pairs": len(common),
-            "reason": f"{len(common)} prompts answered by both; at least {MIN_PAIRS} needed",
-        }
+        reason = f"{len(common)} prompts answered by both; at least {MIN_PAIRS} needed"
+        verdict = decide([], settings.alpha, sizes, insufficient=reason)
+        return {**verdict.as_json(), "detected": False, "n_pairs": len(common)}, verdict
     reruns = [
         (c.answers[level], c.answers[other])
         for c in (first, second)
@@ -305,14 +268,11 @@ def _drift(first: Contender, second: Contender, settings: CompareSettings) -> di
         settings.alpha,
         settings.permutations,
     )
-    verdict = "drift" if report.detected else "no_drift"
-    return {
-        "verdict": verdict,
-        **report.metrics,
-        **report.as_json(),
-        "n_pairs": len(common),
-        "calibration": "reruns at the other concurrency levels" if noise else "none",
-    }
+    verdict = decide(_checks(report, len(common)), settings.alpha, sizes)
+    numbers = {k: v for k, v in report.metrics.items() if k not in ("p_value", "detected")}
+    calibration = "reruns at the other concurrency levels" if noise else "none (one level)"
+    drift = {**numbers, **verdict.as_json(), "detected": verdict.detected}
+    return drift | {"n_pairs": len(common), "calibration": calibration}, verdict
 
 
 def _log_child(contender: Contender, prompt_set: Any, experiment_id: str) -> str:
@@ -369,6 +329,38 @@ def _table(contenders: list[Contender], drift: dict[str, Any], levels: list[int]
     console.print(f"drift of B against A: {drift.get('reason', '')}", soft_wrap=True)
 
 
+def _record(
+    run_id: str,
+    contenders: list[Contender],
+    drift: dict[str, Any],
+    verdict: Verdict,
+    prompt_set: Any,
+    folder: Path,
+) -> dict[str, Any]:
+    """Log the children, the HTML drift report, the answers and the verdict; the result JSON."""
+    import mlflow
+
+    experiment_id = mlflow.get_run(run_id).info.experiment_id
+    compared = {
+        f"{side} ({c.ref})": c.facts.get("sha256") for side, c in zip("AB", contenders, strict=True)
+    }
+    compared["prompt set"] = f"{prompt_set.name} ({prompt_set.sha256[:12]})"
+    title = f"{contenders[0].ref} vs {contenders[1].ref}: output drift of B against A"
+    page = html_report.render(title, verdict, compared, {})
+    mlflow.log_artifact(str(html_report.write(page, folder / html_report.REPORT_FILE)))
+    child_ids = [_log_child(c, prompt_set, experiment_id) for c in contenders]
+    answers = folder / "answers.jsonl"
+    answers.write_text("".join(json.dumps(r) + "\n" for c in contenders for r in c.records))
+    mlflow.log_artifact(str(answers))
+    models = [c.summary() | {"run_id": i} for c, i in zip(contenders, child_ids, strict=True)]
+    result = {"run_id": run_id, "models": models, "drift": drift}
+    mlflow.log_dict(result, "comparison.json")
+    numeric = {k: float(v) for k, v in drift.items() if isinstance(v, (int, float))}
+    mlflow.log_metrics({f"drift_{k}": v for k, v in numeric.items()})
+    mlflow.set_tags({VERDICT: verdict.verdict, "drift.reason": verdict.reason[:5000]})
+    return result
+
+
 def execute(a: str, b: str, settings: CompareSettings) -> dict[str, Any]:
     """Serve and measure A then B, compare B's answers with A's, log it all to one MLflow run."""
     import mlflow
@@ -406,34 +398,13 @@ def execute(a: str, b: str, settings: CompareSettings) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             for contender, path in located:
-                with _serve_one(contender, path, settings, folder) as (url, _):
+                with _serve_one(contender, path, settings, folder) as url:
                     _measure(contender, url, settings, prompt_set)
             if settings.server_url is not None:
                 for contender in contenders:
                     _measure(contender, settings.server_url, settings, prompt_set)
-            drift = _drift(first, second, settings)
-            child_ids = [_log_child(c, prompt_set, experiment_id) for c in contenders]
-            answers = folder / "answers.jsonl"
-            answers.write_text("".join(json.dumps(r) + "\n" for c in contenders for r in c.records))
-            mlflow.log_artifact(str(answers))
-            result = {
-                "run_id": run.info.run_id,
-                "models": [
-                    c.summary() | {"run_id": i} for c, i in zip(contenders, child_ids, strict=True)
-                ],
-                "drift": drift,
-            }
-            mlflow.log_dict(result, "comparison.json")
-        mlflow.log_metrics(
-            {
-                f"drift_{k}": float(v)
-                for k, v in drift.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool)
-            }
-        )
-        mlflow.set_tags(
-            {VERDICT: drift["verdict"], "drift.reason": str(drift.get("reason", ""))[:5000]}
-        )
+            drift, verdict = _drift(first, second, settings)
+            result = _record(run.info.run_id, contenders, drift, verdict, prompt_set, folder)
     _table(contenders, drift, settings.levels)
     return result
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from eval.compare import CompareSettings, Contender, _drift
 from models.catalog import DEFAULT_MODEL
 from models.lifecycle.gguf_facts import sha256
 from tests.models.lifecycle.conftest import Done, Store
@@ -27,12 +29,17 @@ def test_compare_reports_both_models_and_drift(comparison: Done, variants: dict[
             assert level["tpot_p95_s"] > 0
     drift = result["drift"]
     assert drift["verdict"] in ("drift", "no_drift")
-    assert drift["n_pairs"] == 6 and 0.0 <= drift["p_value"] <= 1.0
+    assert drift["n_pairs"] == 6 and drift["sample_sizes"] == {"pairs": 6}
+    assert {p["name"] for p in drift["parts"]} >= {"MMD²", "centroid distance"}
     assert drift["detected"] is (drift["verdict"] == "drift")
+    assert drift["detected"] is any(p["drifted"] for p in drift["parts"])
+    assert -1.0 <= drift["paired_cosine_mean"] <= 1.0
     assert "B against A" in comparison.out and "c=2 tok/s" in comparison.out
 
 
-def test_compare_is_one_parent_run_with_a_child_per_model(store: Store, comparison: Done) -> None:
+def test_compare_is_one_parent_run_with_a_child_per_model(
+    store: Store, comparison: Done, tmp_path: Path
+) -> None:
     """MLflow: the parent holds the verdict, both hashes and the answers; a child per model."""
     client = MlflowClient(tracking_uri=store.uri)
     result = comparison.json
@@ -47,7 +54,9 @@ def test_compare_is_one_parent_run_with_a_child_per_model(store: Store, comparis
     for child in children:
         assert child.data.metrics["c1_output_tok_per_s"] > 0 and child.data.metrics["rss_mb"] > 0
     names = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"answers.jsonl", "comparison.json"} <= names
+    assert {"answers.jsonl", "comparison.json", "drift_report.html"} <= names
+    page = client.download_artifacts(parent.info.run_id, "drift_report.html", str(tmp_path))
+    assert f"Verdict: {result['drift']['verdict']}" in Path(page).read_text()
 
 
 def test_compare_unknown_model_is_one_line(store: Store) -> None:
@@ -55,3 +64,13 @@ def test_compare_unknown_model_is_one_line(store: Store) -> None:
     done = store.models("compare", "smollm2-135m-instruct", "nowhere-q9")
     assert done.code == 2 and "no model 'nowhere-q9'" in done.err.strip().splitlines()[-1]
     assert "Traceback" not in done.err
+
+
+def test_too_few_common_answers_is_insufficient_data() -> None:
+    """Fewer answered prompts in common than the floor: insufficient_data, nothing tested."""
+    settings = CompareSettings(concurrency="1")
+    a = Contender("a", "a", {}, answers={1: {"p1": "Rome.", "p2": "Boil water.", "p3": "max()"}})
+    b = Contender("b", "b", {}, answers={1: {"p1": "Rome", "p2": "Boil it.", "p4": "sorted()"}})
+    drift, verdict = _drift(a, b, settings)
+    assert (drift["verdict"], verdict.verdict) == ("insufficient_data", "insufficient_data")
+    assert drift["n_pairs"] == 2 and not drift["detected"] and "at least 5" in drift["reason"]
