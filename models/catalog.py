@@ -56,11 +56,16 @@ DEFAULT_MODEL = ModelSpec(
 )
 
 
-def registry_spec(uri: str, model_id: str | None = None) -> ModelSpec:
-    """A spec for a models:/NAME@ALIAS or models:/NAME/VERSION URI (MLflow imported only here)."""
+def registry_spec(
+    uri: str, model_id: str | None = None, tracking_uri: str | None = None
+) -> ModelSpec:
+    """A spec for a models:/NAME@ALIAS or models:/NAME/VERSION URI (MLflow imported only here).
+
+    The store is `tracking_uri`, else MYLLAMA_TRACKING_URI, else sqlite:///mlflow.db.
+    """
     from models.lifecycle.registry import Registry, tracking_uri_from_env
 
-    registry = Registry(tracking_uri_from_env())
+    registry = Registry(tracking_uri or tracking_uri_from_env())
     variant = registry.get(uri)
     aliases = [] if model_id or variant.family == variant.model_id else [variant.family]
     return ModelSpec(
@@ -68,7 +73,7 @@ def registry_spec(uri: str, model_id: str | None = None) -> ModelSpec:
     )
 
 
-def spec_from_argument(argument: str) -> ModelSpec:
+def spec_from_argument(argument: str, tracking_uri: str | None = None) -> ModelSpec:
     """Turn a `--model` value (`PATH`, `ID=PATH`, a catalog id or a models:/ URI) into a spec."""
     if argument == DEFAULT_MODEL_ID:
         return DEFAULT_MODEL
@@ -76,13 +81,18 @@ def spec_from_argument(argument: str) -> ModelSpec:
     if not sep:
         path, model_id = argument, ""
     if path.startswith("models:/"):
-        return registry_spec(path, model_id or None)
+        return registry_spec(path, model_id or None, tracking_uri)
     return ModelSpec(id=model_id or Path(path).stem.lower(), path=Path(path))
 
 
-def build_catalog(specs: list[ModelSpec], arguments: list[str]) -> list[ModelSpec]:
-    """Models to serve: config-file specs plus `--model` arguments, or the default."""
-    catalog = [*specs, *(spec_from_argument(a) for a in arguments)]
+def build_catalog(
+    specs: list[ModelSpec], arguments: list[str], tracking_uri: str | None = None
+) -> list[ModelSpec]:
+    """Models to serve: config-file specs plus `--model` arguments, or the default.
+
+    `tracking_uri` is the MLflow store that `models:/` arguments are resolved in.
+    """
+    catalog = [*specs, *(spec_from_argument(a, tracking_uri) for a in arguments)]
     if not catalog:
         catalog = [DEFAULT_MODEL]
     ids = [name for spec in catalog for name in (spec.id, *spec.aliases)]
