@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cli_settings import add_settings_flags, load_settings
+from ui.auth import is_loopback, login_check
 from ui.settings import UISettings
 
 if TYPE_CHECKING:
@@ -34,6 +35,13 @@ def start(settings: UISettings) -> gr.Blocks:
         logging.getLogger(chatty).setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     from ui.app import THEME, build_app
 
+    logins = settings.logins()
+    if not logins and not is_loopback(settings.host):
+        log.warning(
+            "the UI listens on %s without a login, and every visitor uses the server's key: "
+            "set MYLLAMA_UI_USERS (user:password,...) or --users-file",
+            settings.host,
+        )
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=None)
     demo.launch(
@@ -43,8 +51,18 @@ def start(settings: UISettings) -> gr.Blocks:
         prevent_thread_lock=True,
         quiet=True,
         footer_links=[],
+        auth=login_check(logins) if logins else None,
+        auth_message="My LLAMA: sign in with the user name and password you were given."
+        if logins
+        else None,
     )
-    log.info("UI on http://%s:%d (server %s)", settings.host, settings.port, settings.server_url)
+    log.info(
+        "UI on http://%s:%d (server %s; %s)",
+        settings.host,
+        settings.port,
+        settings.server_url,
+        f"login for {len(logins)} user(s)" if logins else "no login",
+    )
     return demo
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,7 +14,7 @@ class UISettings(BaseSettings):
     The UI's own settings read MYLLAMA_UI_HOST, MYLLAMA_UI_PORT, MYLLAMA_UI_TIMEOUT and
     MYLLAMA_UI_LOG_LEVEL, never the server's MYLLAMA_HOST/PORT/LOG_LEVEL (`myllama up` runs
     both from one environment); the server's address and key read MYLLAMA_SERVER_URL and
-    MYLLAMA_API_KEY.
+    MYLLAMA_API_KEY. MYLLAMA_UI_USERS / MYLLAMA_UI_USERS_FILE turn the login page on.
     """
 
     model_config = SettingsConfigDict(
@@ -35,3 +37,30 @@ class UISettings(BaseSettings):
         default=30.0, gt=0, description="Seconds to wait for the server (connect and read)."
     )
     log_level: str = Field(default="info", description="Logging level of the UI.")
+    users: SecretStr | None = Field(
+        default=None,
+        description="Who may sign in to the UI: 'user:password' pairs separated by commas "
+        "(better in MYLLAMA_UI_USERS than on the command line). Set, the UI asks for a login.",
+    )
+    users_file: Path | None = Field(
+        default=None,
+        description="A file of 'user:password' lines (blank lines and '#' comments skipped) "
+        "who may sign in to the UI, with or instead of --users.",
+    )
+
+    def logins(self) -> dict[str, str]:
+        """user → password from --users and --users-file (ValueError names a bad entry's number)."""
+        lines = self.users.get_secret_value().split(",") if self.users else []
+        if self.users_file is not None:
+            lines += self.users_file.read_text().splitlines()
+        logins: dict[str, str] = {}
+        for number, line in enumerate((raw.strip() for raw in lines), start=1):
+            if not line or line.startswith("#"):
+                continue
+            user, sep, password = line.partition(":")
+            if not sep or not user.strip() or not password:
+                raise ValueError(
+                    f"UI users: entry {number} is not 'user:password' with both parts non-empty"
+                )
+            logins[user.strip()] = password
+        return logins

@@ -1,12 +1,14 @@
-"""UI settings: the UI's own env vars are MYLLAMA_UI_*, apart from the server's; flags win."""
+"""UI settings: own MYLLAMA_UI_* env vars apart from the server's; flags win; the logins."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
 from cli_settings import add_settings_flags, load_settings
+from ui.auth import is_loopback, login_check
 from ui.settings import UISettings
 
 SERVER_ENV = {"MYLLAMA_HOST": "0.0.0.0", "MYLLAMA_PORT": "8000", "MYLLAMA_LOG_LEVEL": "debug"}
@@ -57,3 +59,41 @@ def test_flags_keep_their_names_and_win_over_env(monkeypatch: pytest.MonkeyPatch
     assert (settings.host, settings.port, settings.log_level) == ("0.0.0.0", 7001, "error")
     assert settings.server_url == "http://other:9000"
     assert settings.api_key is not None and settings.api_key.get_secret_value() == "sk-flag"
+
+
+def test_logins_come_from_the_env_and_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """MYLLAMA_UI_USERS pairs plus a users file; a password may hold ':' and spaces."""
+    users = tmp_path / "users.txt"
+    users.write_text("# the team\ncarol:s3cret\n\n  dave:pass word:2  \n")
+    monkeypatch.setenv("MYLLAMA_UI_USERS", "alice:wonder land,bob:x:y")
+    settings = load_settings(UISettings, parse(["--users-file", str(users)]))
+    assert settings.logins() == {
+        "alice": "wonder land",
+        "bob": "x:y",
+        "carol": "s3cret",
+        "dave": "pass word:2",
+    }
+    assert load_settings(UISettings, parse(["--users", "erin:pw"])).logins() == {"erin": "pw"}
+    monkeypatch.delenv("MYLLAMA_UI_USERS")
+    assert load_settings(UISettings, parse([])).logins() == {}
+
+
+@pytest.mark.parametrize("users", ["alice", "alice:", ":pw", "alice:pw,,bob"])
+def test_a_malformed_login_fails_at_start_up_without_echoing_it(users: str) -> None:
+    """'user:password' with both parts, or a ValueError naming the entry (not its text)."""
+    settings = UISettings(users=users)
+    with pytest.raises(ValueError, match=f"entry {3 if ',,' in users else 1} ") as bad:
+        settings.logins()
+    assert "alice" not in str(bad.value) and "pw" not in str(bad.value)
+
+
+def test_login_check_accepts_only_the_right_password() -> None:
+    """Known user and right password only; unknown users and near misses refused."""
+    check = login_check({"alice": "wonder land", "bob": "x:y"})
+    assert check("alice", "wonder land") and check("bob", "x:y")
+    assert not check("alice", "wonder land ") and not check("alice", "x:y")
+    assert not check("mallory", "wonder land") and not check("", "")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("myhost")
