@@ -24,21 +24,29 @@ def build_app(settings: UISettings) -> gr.Blocks:
     client = ServerClient.from_settings(settings)
     with gr.Blocks(title="My LLAMA", analytics_enabled=False) as demo:
         gr.Markdown(f"# My LLAMA\nServer: `{client.base_url}`")
+        # Every tab has an elem_id: its button is "#<elem_id>-button", its panel "#<elem_id>".
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat"):
+            with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
                 ChatTab(client, load_library()).build(demo)
-            with gr.Tab("Predictors", id="predictors"):
+            with gr.Tab("Predictors", id="predictors", elem_id="tab-predictors"):
                 reload = gr.Button("↻ Reload predictors", size="sm", elem_id="reload-predictors")
-                catalog = gr.State(([], "Asking the server for its predictors…"))
+                waiting = gr.Markdown(
+                    "Asking the server for its predictors…", elem_id="predictors-waiting"
+                )
+                catalog = gr.State(([], None))
 
-                async def fetch_predictors() -> tuple[list[dict[str, Any]], str | None]:
-                    """Ask the server for its predictors."""
-                    return await predictor_specs(client)
+                async def fetch_predictors() -> tuple[
+                    tuple[list[dict[str, Any]], str | None], gr.Markdown
+                ]:
+                    """Ask the server for its predictors; the waiting note goes."""
+                    return await predictor_specs(client), gr.Markdown(visible=False)
 
-                demo.load(fetch_predictors, outputs=catalog)
-                reload.click(fetch_predictors, outputs=catalog)
+                demo.load(fetch_predictors, outputs=[catalog, waiting])
+                reload.click(fetch_predictors, outputs=[catalog, waiting])
 
-                @gr.render(inputs=catalog)
+                # Rendered on a change of the catalog only: gr.render's default triggers add the
+                # page load, which raced the load's fetch and could build the sub-tabs twice.
+                @gr.render(inputs=catalog, triggers=[catalog.change])
                 def predictor_tabs(found: tuple[list[dict[str, Any]], str | None]) -> None:
                     """One sub-tab per predictor, rebuilt from the server's schemas."""
                     specs, problem = found
@@ -47,7 +55,8 @@ def build_app(settings: UISettings) -> gr.Blocks:
                         return
                     with gr.Tabs():
                         for spec in specs:
-                            with gr.Tab(str(spec["name"]).title(), id=f"tab-{spec['name']}"):
+                            name = str(spec["name"])
+                            with gr.Tab(name.title(), id=f"tab-{name}", elem_id=f"tab-{name}"):
                                 build_predictor(client, spec)
 
     return demo

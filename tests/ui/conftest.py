@@ -27,6 +27,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
+UI_LOGIN = ("tester", "correct horse: battery")  # the stack's UI asks for it (MYLLAMA_UI_USERS)
 SCREENSHOTS_TAKEN = pytest.StashKey[bool]()
 
 
@@ -50,7 +51,7 @@ def wait_for_predictors(server_url: str, timeout: float = 120.0) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Predictors trained by the real CLI into a temp store, the server on it, the UI in front."""
+    """Predictors trained by the real CLI into a temp store, the server, the UI with a login."""
     work = tmp_path_factory.mktemp("ui-stack")
     store = ["--tracking-uri", f"sqlite:///{work}/mlflow.db"]
     store += ["--predictors-dir", str(work / "predictors")]
@@ -67,9 +68,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     serve += ["--prediction-log", str(work / "predictions.db")]
     ui = ["ui", "--port", str(ui_port), "--server-url", server_url, "--api-key", API_KEY]
     ui_url = f"http://127.0.0.1:{ui_port}"
+    logins = {"MYLLAMA_UI_USERS": f"someone:else,{UI_LOGIN[0]}:{UI_LOGIN[1]}"}
     with (
         running_myllama(serve, f"{server_url}/health"),
-        running_myllama(ui, f"{ui_url}/", log_name="ui"),
+        running_myllama(ui, f"{ui_url}/", env=logins, log_name="ui"),
     ):
         wait_for_predictors(server_url)
         yield Stack(server_url, ui_url)

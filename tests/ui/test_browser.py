@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Page, expect
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import API_KEY
 from tests.helpers import free_port, running_myllama
-from tests.ui.conftest import ARTIFACTS, Stack
+from tests.ui.conftest import ARTIFACTS, UI_LOGIN, Stack
 
 pytestmark = pytest.mark.browser
 
@@ -46,24 +46,33 @@ def open_ui(browser: Browser, url: str) -> Page:
     return page
 
 
+def sign_in(page: Page, user: str, password: str) -> None:
+    """Fill Gradio's login page and submit it."""
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+
+
 @pytest.fixture
 def page(chromium: Browser, stack: Stack) -> Iterator[Page]:
-    """The UI, connected to the server."""
+    """The UI, signed in and connected to the server."""
     page = open_ui(chromium, stack.ui_url)
+    sign_in(page, *UI_LOGIN)
     expect(page.locator("#server-status")).to_contain_text("Connected", timeout=60_000)
     yield page
     page.close()
 
 
-def tab(page: Page, name: str) -> Locator:
-    """The one visible tab button called `name`.
+def open_tab(page: Page, elem_id: str) -> None:
+    """Click the tab with this elem_id and wait until it is selected and its panel shows.
 
-    Gradio may render a second, hidden button with the same tab id (its overflow menu), so a
-    bare get_by_role("tab") can match two elements; wait until exactly one visible button is left.
+    By id, never by label: the UI gives every tab an elem_id (its button is "#<id>-button"), so
+    the locator is exactly one element, and strict mode reports any duplicate as the bug it is.
     """
-    button = page.get_by_role("tab", name=name, exact=True).filter(visible=True)
-    expect(button).to_have_count(1, timeout=30_000)
-    return button
+    button = page.locator(f"#{elem_id}-button")
+    button.click()
+    expect(button).to_have_attribute("aria-selected", "true")
+    expect(page.locator(f"#{elem_id}")).to_be_visible()
 
 
 def send(page: Page, text: str) -> None:
@@ -119,10 +128,10 @@ def test_stop_closes_the_request_and_frees_the_slot(page: Page, stack: Stack) ->
     page.screenshot(path=ARTIFACTS / "chat-stopped.png", full_page=True)
 
 
-def open_predictor(page: Page, title: str) -> None:
-    """Go to the Predictors tab and one predictor's sub-tab."""
-    tab(page, "Predictors").click()
-    tab(page, title).click()
+def open_predictor(page: Page, name: str) -> None:
+    """Go to the Predictors tab and one predictor's sub-tab (waiting for the server's list)."""
+    open_tab(page, "tab-predictors")
+    open_tab(page, f"tab-{name}")
 
 
 def field(page: Page, predictor: str, feature: str) -> Any:
@@ -133,7 +142,7 @@ def field(page: Page, predictor: str, feature: str) -> Any:
 def test_iris_form_predicts_a_species(page: Page, stack: Stack) -> None:
     """Four setosa measurements: the label says setosa, the chart has a bar per class."""
     spec = predictor_specs(stack.server_url)["iris"]
-    open_predictor(page, "Iris")
+    open_predictor(page, "iris")
     measures = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
     assert set(spec["input_schema"]["properties"]) == set(measures)
     for feature, value in measures.items():
@@ -173,7 +182,7 @@ def fill_from_schema(page: Page, predictor: str, spec: dict[str, Any]) -> None:
 def test_form_built_from_the_schema_predicts_a_class(page: Page, stack: Stack, name: str) -> None:
     """Empty form: a readable 422; filled from the schema: a known class and its chart."""
     spec = predictor_specs(stack.server_url)[name]
-    open_predictor(page, name.title())
+    open_predictor(page, name)
     page.locator(f"#{name}-predict").click()  # an empty form: a readable 422, no traceback
     expect(page.locator(f"#{name}-label")).to_contain_text(
         "rejected the request (422)", timeout=30_000
@@ -200,8 +209,26 @@ def test_ui_starts_without_a_server_and_says_so(chromium: Browser) -> None:
         send(page, "hello?")
         expect(page.locator("#chat-stats")).to_contain_text("Error: Cannot reach the server")
         expect(page.locator("#chat-input textarea")).to_have_value("hello?")  # kept for a retry
-        tab(page, "Predictors").click()
+        open_tab(page, "tab-predictors")
         expect(page.locator("#predictors-status")).to_contain_text("Cannot reach the server")
         page.screenshot(path=ARTIFACTS / "server-down.png", full_page=True)
         assert "Traceback" not in page.content()
         page.close()
+
+
+def test_the_ui_asks_for_a_login(chromium: Browser, stack: Stack) -> None:
+    """Login page first; a wrong password is refused (the API too); the right one reaches chat."""
+    page = open_ui(chromium, stack.ui_url)
+    expect(page.get_by_role("button", name="Login")).to_be_visible(timeout=60_000)
+    expect(page.locator("#server-status")).to_have_count(0)
+    assert httpx.get(f"{stack.ui_url}/config", timeout=10).status_code == 401
+    user, password = UI_LOGIN
+    sign_in(page, user, password + "x")
+    expect(page.get_by_text("Incorrect Credentials")).to_be_visible()
+    expect(page.locator("#server-status")).to_have_count(0)
+    page.screenshot(path=ARTIFACTS / "login-refused.png", full_page=True)
+    sign_in(page, user, password)
+    expect(page.locator("#server-status")).to_contain_text("Connected", timeout=60_000)
+    send(page, "Say hello.")
+    expect(page.get_by_test_id("bot").last).to_have_text(re.compile(r"\w"), timeout=60_000)
+    page.close()
