@@ -134,6 +134,10 @@ def _measure(contender: Contender, url: str, settings: CompareSettings, prompt_s
     sampling = Sampling(
         contender.served_id, None, settings.temperature, settings.max_tokens, settings.seed
     )
+    warm_up = Sampling(contender.served_id, None, 0.0, 2, None)  # first-request costs, unmeasured
+    asyncio.run(
+        run_level(url, key, list(prompt_set.prompts[:1]), warm_up, contender.served_id, 1, [])
+    )
     for level in settings.levels:
         sink: list[RequestRecord] = []
         wall = asyncio.run(
@@ -201,7 +205,7 @@ def _remote_contenders(a: str, b: str, settings: CompareSettings) -> list[Conten
             "path": meta.get("file"),
             "file_size": meta.get("file_size"),
             "sha256": meta.get("file_sha256"),
-            "quantization": meta.get("description"),
+            "quantization": str(meta.get("description", "")).rsplit(" ", 1)[-1] or None,
             "n_params": meta.get("n_params"),
             "n_ctx_train": meta.get("n_ctx_train"),
             "uri": None,
