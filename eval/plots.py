@@ -101,6 +101,22 @@ def samples_figure(title: str, samples: dict[str, np.ndarray], xlabel: str) -> F
     return fig
 
 
+def embeddings_figure(reference: np.ndarray, current: np.ndarray) -> Figure:
+    """Reference and current answer embeddings on their first two principal components."""
+    both = np.vstack([reference, current]).astype(float)
+    centred = both - both.mean(axis=0)
+    _, _, axes_t = np.linalg.svd(centred, full_matrices=False)
+    points = centred @ axes_t[:2].T
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ref, cur = points[: len(reference)], points[len(reference) :]
+    ax.scatter(ref[:, 0], ref[:, 1], s=12, alpha=0.6, label="reference")
+    ax.scatter(cur[:, 0], cur[:, 1], s=12, alpha=0.6, label="live")
+    ax.set_title("answer embeddings, first two principal components")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def svg(fig: Figure) -> str:
     """The figure as inline SVG markup (text kept as text), and the figure closed."""
     buffer = io.StringIO()

@@ -18,8 +18,14 @@ from openai import OpenAIError
 from rich.console import Console
 from rich.progress import Progress
 
-from eval import plots
-from eval.embedding_drift import calibrated_threshold, compare, paired_cosine
+from eval import plots, report
+from eval.embedding_drift import (
+    NOISE_QUANTILE,
+    DriftReport,
+    calibrated_threshold,
+    compare,
+    paired_cosine,
+)
 from eval.latency import RequestRecord, summarise
 from eval.loadgen import Sampling, base_url, run_level, server_models
 from eval.settings import EvalRunSettings
@@ -28,12 +34,15 @@ from eval.tracking import (
     KIND_TAG,
     LLM_EVAL,
     NOISE_FLOOR,
+    PROMPT_HASHES,
     PROMPT_IDS,
     EvalError,
     Reference,
     find_reference,
     load_reference,
 )
+from eval.verdict import INSUFFICIENT, Check, Verdict, decide
+from models.completions_log import prompt_hash
 from models.embedder import Embedder
 from prompts.sets import PromptSet, load_prompt_set
 
@@ -186,17 +195,51 @@ def _noise_floor(embedded: dict[Pass, dict[str, np.ndarray]], first: Pass) -> np
     return np.concatenate(parts) if parts else None
 
 
+def _verdict(outcome: DriftReport, n: int, alpha: float, threshold: float | None) -> Verdict:
+    """The tests of `compare` under the one verdict contract (Holm = the Bonferroni minimum)."""
+    m = outcome.metrics
+    auc = {"classifier_auc": m["classifier_auc"], "paired_cosine_mean": m["paired_cosine_mean"]}
+    checks = [
+        Check("answers", "MMD²", "mmd2_rbf_permutation", m["mmd2"], m["mmd_p_value"], n, n, auc),
+        Check(
+            "answers",
+            "centroid distance",
+            "centroid_cosine_bootstrap",
+            m["centroid_distance"],
+            m["centroid_p_value"],
+            n,
+            n,
+        ),
+    ]
+    if threshold is not None:
+        checks.append(
+            Check(
+                "answers",
+                "paired cosine",
+                "binomial_share_below",
+                m["share_below_threshold"],
+                m["share_below_p_value"],
+                n,
+                n,
+                {"cosine_threshold": threshold, "expected_share_below": NOISE_QUANTILE},
+            )
+        )
+    return decide(checks, alpha, {"paired_prompts": n})
+
+
 def _drift(
     settings: EvalRunSettings,
     reference: Reference | None,
     current: dict[str, np.ndarray],
     own_noise: np.ndarray | None,
     folder: Path,
-) -> tuple[dict[str, Any], list[Path]]:
-    """Compare with the reference; the drift JSON and plot files."""
+) -> tuple[dict[str, Any], list[Path], Verdict]:
+    """Compare with the reference; the drift JSON, plot files and the verdict."""
     if reference is None:
         reason = "no reference run for this prompt set; tag one: myllama eval tag-reference RUN_ID"
-        return {"detected": False, "p_value": None, "reason": reason, "reference_run_id": None}, []
+        verdict = decide([], settings.alpha, {"paired_prompts": 0}, insufficient=reason)
+        none: dict[str, Any] = {"detected": False, "p_value": None, "reason": reason}
+        return {**none, "reference_run_id": None}, [], verdict
     common = [pid for pid in current if pid in reference.embeddings]
     if len(common) < 2:
         raise EvalError(
@@ -208,15 +251,17 @@ def _drift(
     threshold = calibrated_threshold(noise) if noise is not None else None
     ref = np.array([reference.embeddings[p] for p in common])
     cur = np.array([current[p] for p in common])
-    report = compare(ref, cur, threshold, settings.alpha, settings.permutations)
-    drift = {
-        **report.metrics,
-        **report.as_json(),
+    outcome = compare(ref, cur, threshold, settings.alpha, settings.permutations)
+    verdict = _verdict(outcome, len(common), settings.alpha, threshold)
+    drift: dict[str, Any] = {
+        **outcome.metrics,
+        **outcome.as_json(),
+        "detected": verdict.detected,
         "reference_run_id": reference.run_id,
         "calibration": source if threshold is not None else "none (no same-settings passes)",
     }
-    plot = plots.similarity(common, report.paired, threshold, folder / "similarity.png")
-    return drift, [plot]
+    plot = plots.similarity(common, outcome.paired, threshold, folder / "similarity.png")
+    return drift, [plot], verdict
 
 
 def _finish(
@@ -227,7 +272,7 @@ def _finish(
     run_id: str,
     folder: Path,
 ) -> dict[str, Any]:
-    """Embed, compare, log artefacts and the verdict; the drift JSON."""
+    """Embed, compare, log artefacts, the verdict and its HTML report; the drift JSON."""
     client = MlflowClient()
     order = [p.id for p in prompt_set.prompts]
     first = (settings.levels[0], 0)
@@ -235,8 +280,10 @@ def _finish(
     current = embedded[first]
     np.save(folder / EMBEDDINGS, np.array(list(current.values()), dtype=np.float32))
     (folder / PROMPT_IDS).write_text(json.dumps(list(current)))
+    hashes = {p.id: prompt_hash(p.with_system(settings.system)) for p in prompt_set.prompts}
+    (folder / PROMPT_HASHES).write_text(json.dumps(hashes))
     own_noise = _noise_floor(embedded, first)
-    artefacts = [folder / EMBEDDINGS, folder / PROMPT_IDS]
+    artefacts = [folder / EMBEDDINGS, folder / PROMPT_IDS, folder / PROMPT_HASHES]
     if own_noise is not None:
         np.save(folder / NOISE_FLOOR, own_noise)
         artefacts.append(folder / NOISE_FLOOR)
@@ -249,7 +296,7 @@ def _finish(
     experiment_id = mlflow.get_run(run_id).info.experiment_id
     found = find_reference(client, experiment_id, prompt_set.sha256, settings.reference, run_id)
     reference = load_reference(client, found) if found is not None else None
-    drift, plot_files = _drift(settings, reference, current, own_noise, folder)
+    drift, plot_files, verdict = _drift(settings, reference, current, own_noise, folder)
     levels = {c: passes[(c, 0)] for c in settings.levels if (c, 0) in passes}
     plot_files.append(plots.latency_cdfs(levels, folder / "latency_cdf.png"))
     for path in artefacts:
@@ -258,18 +305,22 @@ def _finish(
         mlflow.log_artifact(str(path), "plots")
     numeric = {f"drift_{k}": float(v) for k, v in drift.items() if isinstance(v, (int, float))}
     mlflow.log_metrics(numeric)
-    verdict = (
-        "no_reference" if reference is None else ("drift" if drift["detected"] else "no_drift")
-    )
     mlflow.set_tags(
         {
             "reference_run_id": drift["reference_run_id"] or "",
-            "drift.verdict": verdict,
+            "drift.verdict": verdict.verdict,
             "drift.reason": drift["reason"][:5000],
             "calibration": str(drift.get("calibration", "")),
         }
     )
-    return drift
+    mlflow.log_dict(verdict.as_json(), "verdict.json")
+    if reference is not None:
+        against = {"run_id": run_id, "reference_run_id": reference.run_id}
+        page = report.render(f"Output drift: {prompt_set.name}", verdict, against, {})
+        mlflow.log_artifact(str(report.write(page, folder / report.REPORT_FILE)))
+        if settings.html is not None:
+            report.write(page, settings.html)
+    return {**drift, "verdict": verdict.as_json()}
 
 
 def execute(settings: EvalRunSettings) -> tuple[dict[str, Any], int]:
@@ -306,11 +357,14 @@ def execute(settings: EvalRunSettings) -> tuple[dict[str, Any], int]:
             mlflow.end_run("KILLED")
             reason = "interrupted before the comparison"
             drift = {"detected": False, "p_value": None, "reason": reason}
-            return {"run_id": run_id, "status": "KILLED", "metrics": metrics, "drift": drift}, 130
+            result = {"run_id": run_id, "status": "KILLED", "verdict": INSUFFICIENT}
+            return {**result, "reason": reason, "metrics": metrics, "drift": drift}, 130
         except BaseException:
             mlflow.end_run("FAILED")
             raise
         mlflow.log_artifact(str(_answers_jsonl(passes, folder)))
     mlflow.end_run("FINISHED")
     metrics |= {f"drift_{k}": v for k, v in drift.items() if isinstance(v, (int, float))}
-    return {"run_id": run_id, "status": "FINISHED", "metrics": metrics, "drift": drift}, 0
+    verdict = drift.pop("verdict")
+    result = {"run_id": run_id, "status": "FINISHED", **verdict, "metrics": metrics, "drift": drift}
+    return result, 0

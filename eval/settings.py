@@ -54,6 +54,9 @@ class EvalRunSettings(BaseSettings):
     permutations: int = Field(
         default=1000, ge=99, description="Permutations / bootstrap resamples per drift test."
     )
+    html: Path | None = Field(
+        default=None, description="Also write the HTML drift report here (with a reference)."
+    )
 
     @field_validator("concurrency")
     @classmethod

@@ -19,6 +19,7 @@ REFERENCE_TAG = "reference"
 EMBEDDINGS = "embeddings.npy"
 PROMPT_IDS = "prompt_ids.json"
 NOISE_FLOOR = "noise_floor.npy"
+PROMPT_HASHES = "prompt_hashes.json"  # prompt id → hash of the messages sent (completions log)
 
 
 class EvalError(RuntimeError):

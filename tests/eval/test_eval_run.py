@@ -6,6 +6,7 @@ import json
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,8 +46,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(server: Server, store: str) -> dict[str, dict]:
+def runs(server: Server, store: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A calibrated reference (two concurrency levels), then a same-settings and a one-word run."""
+    html = tmp_path_factory.mktemp("report") / "word.html"
     code, reference, err = eval_cli(_run_args(server, store, "--concurrency", "2,4"))
     assert code == 0, err[-3000:]
     code, tagged, err = eval_cli(["tag-reference", reference["run_id"], "--tracking-uri", store])
@@ -62,9 +64,11 @@ def runs(server: Server, store: str) -> dict[str, dict]:
             ONE_WORD,
             "--reference",
             reference["run_id"],
+            "--html",
+            str(html),
         )
     )
-    results = {"reference": reference}
+    results: dict[str, Any] = {"reference": reference, "html": html}
     for name, process in (("same", same), ("word", word)):
         code, results[name], err = finish(process)
         assert code == 0, err[-3000:]
@@ -77,6 +81,7 @@ def test_reference_run_logs_everything_to_mlflow(runs: dict[str, dict], store: s
     assert reference["status"] == "FINISHED"
     assert reference["drift"]["detected"] is False and reference["drift"]["p_value"] is None
     assert "no reference" in reference["drift"]["reason"]
+    assert reference["verdict"] == "insufficient_data" and reference["parts"] == []
     for level in (2, 4):
         assert reference["metrics"][f"c{level}_requests"] == 6
         assert reference["metrics"][f"c{level}_output_tok_per_s"] > 0
@@ -96,7 +101,7 @@ def test_reference_run_logs_everything_to_mlflow(runs: dict[str, dict], store: s
     for name in ("c2_ttft_s_p50", "c4_tpot_s_p99", "c4_itl_s_p95", "c2_e2e_s_p50"):
         assert metrics[name] > 0
     assert 0 < metrics["calibration_threshold"] <= 0.999
-    assert tags["drift.verdict"] == "no_reference" and tags["reference"] == "true"
+    assert tags["drift.verdict"] == "insufficient_data" and tags["reference"] == "true"
     children = client.search_runs(
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
     )
@@ -104,6 +109,7 @@ def test_reference_run_logs_everything_to_mlflow(runs: dict[str, dict], store: s
     assert all(c.data.metrics["output_tokens"] > 0 for c in children)
     files = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"answers.jsonl", "embeddings.npy", "prompt_ids.json", "noise_floor.npy"} <= files
+    assert {"prompt_hashes.json", "verdict.json"} <= files
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
         "plots/latency_cdf.png"
     }
@@ -125,6 +131,12 @@ def test_same_settings_rerun_is_not_drift(runs: dict[str, dict], store: str) -> 
     assert drift["detected"] is False and drift["p_value"] >= 0.05
     assert drift["calibration"].startswith("reference run")
     assert drift["paired_cosine_mean"] > 0.95
+    assert same["verdict"] == "no_drift" and {p["name"] for p in same["parts"]} == {
+        "MMD²",
+        "centroid distance",
+        "paired cosine",
+    }
+    assert all(p["p_adjusted"] >= p["p_value"] and p["threshold"] == 0.05 for p in same["parts"])
     tags = MlflowClient(store).get_run(same["run_id"]).data.tags
     assert tags["drift.verdict"] == "no_drift"
     assert tags["reference_run_id"] == runs["reference"]["run_id"]
@@ -137,6 +149,8 @@ def test_one_word_system_prompt_is_drift(runs: dict[str, dict], store: str) -> N
     assert drift["detected"] is True and drift["p_value"] < 0.05, drift["reason"]
     assert drift["paired_cosine_mean"] < runs["same"]["drift"]["paired_cosine_mean"]
     assert drift["reason"].startswith("drift")
+    assert word["verdict"] == "drift" and any(p["drifted"] for p in word["parts"])
+    assert "Verdict: drift" in Path(runs["html"]).read_text()
     client = MlflowClient(store)
     run = client.get_run(word["run_id"])
     assert run.data.params["system"] == ONE_WORD
@@ -146,6 +160,7 @@ def test_one_word_system_prompt_is_drift(runs: dict[str, dict], store: str) -> N
         assert name in run.data.metrics
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/latency_cdf.png", "plots/similarity.png"}
+    assert "drift_report.html" in {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
 def test_ctrl_c_ends_the_run_killed_with_what_it_has(server: Server, store: str) -> None:

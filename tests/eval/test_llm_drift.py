@@ -1,0 +1,127 @@
+"""`myllama eval drift --llm`: real answers of the real server, logged by the completions log."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from eval.latency import RequestRecord
+from eval.loadgen import Sampling, run_level
+from models.completions_log import CompletionEntry, CompletionsLog
+from prompts.sets import Prompt, load_prompt_set
+from tests.conftest import Server
+from tests.eval.cli_helpers import eval_cli, eval_fails
+
+MODEL = "smollm2-135m-instruct"
+MAX_TOKENS = 12
+
+
+def _serve(server: Server, prompts: list[Prompt], temperature: float, path: Path) -> Path:
+    """Send `prompts` to the real server (streamed, concurrency 2) and log what it answered."""
+    sink: list[RequestRecord] = []
+    sampling = Sampling(MODEL, None, temperature, MAX_TOKENS, None)
+    asyncio.run(run_level(server.url, server.api_key, prompts, sampling, MODEL, 2, sink))
+    by_id = {p.id: p for p in prompts}
+    log = CompletionsLog(path)
+    for record in sink:
+        assert record.ok, record.error
+        log.record(
+            CompletionEntry(
+                model_id=MODEL,
+                prompt=by_id[record.prompt_id].with_system(None),
+                answer=record.answer,
+                sampling={"temperature": temperature, "max_tokens": MAX_TOKENS},
+                prompt_tokens=record.prompt_tokens,
+                completion_tokens=record.output_tokens,
+                ttft_s=record.ttft,
+                tpot_s=record.tpot,
+                finish_reason=record.finish_reason,
+            )
+        )
+    log.close()
+    assert log.written == len(prompts)
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A calibrated reference eval run (smoke set, two passes) in a temp store."""
+    folder = tmp_path_factory.mktemp("llm-drift")
+    store = f"sqlite:///{folder}/mlflow.db"
+    args = ["run", "--prompts", "smoke", "--max-tokens", str(MAX_TOKENS), "--concurrency", "2"]
+    args += ["--repeats", "2", "--server-url", server.url, "--api-key", str(server.api_key)]
+    code, reference, err = eval_cli([*args, "--tracking-uri", store], cwd=folder)
+    assert code == 0, err[-3000:]
+    return {"store": store, "folder": folder, "reference": reference["run_id"]}
+
+
+def _drift(setup: dict[str, Any], log_path: Path, *extra: str) -> tuple[int, dict, str]:
+    args = ["drift", "--llm", "--completions-log", str(log_path), "--reference", setup["reference"]]
+    return eval_cli([*args, "--tracking-uri", setup["store"], *extra], cwd=setup["folder"])
+
+
+def test_same_settings_answers_are_paired_and_quiet(
+    server: Server, setup: dict[str, Any], tmp_path: Path
+) -> None:
+    """The reference's prompts at its settings, twice: paired, no answer drift; all in MLflow."""
+    smoke = list(load_prompt_set("smoke").prompts)
+    log_path = _serve(server, smoke + smoke, 0.0, tmp_path / "c.db")
+    html = tmp_path / "report.html"
+    code, result, err = _drift(setup, log_path, "--model", MODEL, "--html", str(html))
+    assert code == 0, err[-3000:]
+    parts = {(p["part"], p["name"]): p for p in result["parts"]}
+    paired = parts[("answers", "paired cosine")]
+    assert paired["n_current"] == 24 and paired["drifted"] is False
+    assert paired["details"]["prompts"] == 12 and "flagged" in paired["details"]["power"]
+    assert {("latency", "TTFT"), ("latency", "TPOT")} <= set(parts)
+    assert parts[("latency", "TTFT")]["n_current"] == 24
+    assert "answers unpaired" in result["skipped"]  # every live prompt was a reference prompt
+    assert result["verdict"] in ("drift", "no_drift")  # latency on a shared machine may move
+    assert result["verdict"] == (
+        "drift" if any(p["drifted"] for p in parts.values()) else "no_drift"
+    )
+    assert f"Verdict: {result['verdict']}" in html.read_text()
+    client = MlflowClient(setup["store"])
+    run = client.get_run(result["run_id"])
+    assert run.data.tags["drift.verdict"] == result["verdict"]
+    assert run.data.tags["reference_run_id"] == setup["reference"]
+    files = {a.path for a in client.list_artifacts(result["run_id"])}
+    assert {"drift_report.html", "verdict.json", "live_embeddings.npy"} <= files
+
+
+def test_hot_sampling_and_new_prompts_are_tested(
+    server: Server, setup: dict[str, Any], tmp_path: Path
+) -> None:
+    """Temperature 1.8 on the reference prompts: paired drift; other prompts get MMD² and AUC."""
+    smoke = list(load_prompt_set("smoke").prompts)
+    others = list(load_prompt_set("general").prompts)[:12]
+    log_path = _serve(server, smoke + smoke + others, 1.8, tmp_path / "c.db")
+    code, result, err = _drift(setup, log_path)
+    assert code == 0, err[-3000:]
+    parts = {(p["part"], p["name"]): p for p in result["parts"]}
+    assert parts[("answers", "paired cosine")]["drifted"] is True
+    assert result["verdict"] == "drift" and result["drift"]["detected"] is True
+    unpaired = parts[("answers", "MMD² unpaired")]
+    assert unpaired["n_current"] == 12 and unpaired["n_reference"] == 12
+    assert 0.0 <= unpaired["details"]["classifier_auc"] <= 1.0
+
+
+def test_a_short_window_and_bad_input(setup: dict[str, Any], tmp_path: Path) -> None:
+    """A window with no answers is insufficient_data; a missing log or reference is an error."""
+    log = CompletionsLog(tmp_path / "c.db")
+    log.close()
+    code, result, err = _drift(setup, tmp_path / "c.db")
+    assert code == 0, err[-3000:]
+    assert result["verdict"] == "insufficient_data" and "at least 10" in result["reason"]
+    code, err = eval_fails(
+        ["drift", "--llm", "--completions-log", str(tmp_path / "none.db"), "--reference",
+         setup["reference"], "--tracking-uri", setup["store"]],
+        cwd=setup["folder"],
+    )  # fmt: skip
+    assert code == 1 and "no completions log" in err
+    code, err = eval_fails(["drift", "--llm"], cwd=setup["folder"])
+    assert code == 2 and "--reference" in err
