@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -113,9 +116,6 @@ def test_promote_refuses_after_a_drift_verdict(store: Store, variants: dict[str,
 
 def test_serve_unknown_registry_uri_is_one_line(store: Store) -> None:
     """A models:/ URI the registry does not hold stops `serve` with one clear line."""
-    import subprocess
-    import sys
-
     done = subprocess.run(
         [sys.executable, "-m", "myllama", "serve", "--model", f"models:/{FAMILY}@nope"],
         env=store.env(), capture_output=True, text=True, timeout=120, cwd=store.folder,
@@ -123,3 +123,17 @@ def test_serve_unknown_registry_uri_is_one_line(store: Store) -> None:
     assert done.returncode == 2
     assert f"models:/{FAMILY}@nope is not in the registry" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_without_registry_uri_never_imports_mlflow(tmp_path: Path) -> None:
+    """Building the catalog of `serve --model ID=PATH` leaves MLflow and gguf unimported."""
+    code = (
+        "import sys, myllama\n"
+        "myllama.build_parser(['serve'])\n"
+        "from models.catalog import build_catalog\n"
+        f"build_catalog([], ['smollm2-135m-instruct', 'mine={tmp_path}/x.gguf'])\n"
+        "print(sorted(m for m in ('mlflow', 'gguf') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
