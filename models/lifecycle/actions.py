@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from models.engine.quantize import Progress, ftype_name, quantize
+from models.engine.quantize import Progress, check_gguf, ftype_name, quantize
 from models.lifecycle.gguf_facts import read_facts
 from models.lifecycle.inventory import locate, open_registry
 from models.lifecycle.registry import CHAMPION, Registry, RegistryError, Variant
@@ -48,6 +48,8 @@ def quantize_variant(
 ) -> dict[str, Any]:
     """Quantise SRC to a new GGUF and register it (and its parent) as versions of its family."""
     ftype = ftype_name(ftype)
+    if Path(src).is_file():
+        check_gguf(Path(src))  # before MLflow is even imported
     registry = open_registry(tracking_uri, create=True)
     assert registry is not None
     found = locate(src, registry)
