@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
+from openai import OpenAIError
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,9 +37,13 @@ MIN_PAIRS = 5  # fewer answered prompts in common than this: verdict insufficien
 
 
 class CompareSettings(BaseSettings):
-    """What `myllama models compare` can be told (besides A and B)."""
+    """What `myllama models compare` can be told (besides A and B).
 
-    model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
+    Variables are MYLLAMA_COMPARE_*, so the UI's MYLLAMA_SERVER_URL never turns on --server-url;
+    the store defaults to MYLLAMA_TRACKING_URI like every other command.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MYLLAMA_COMPARE_", extra="ignore")
 
     prompts: str = Field(default="smoke", description="Prompt set: a shipped name or a JSONL path.")
     concurrency: str = Field(default="1,8", description="Comma-separated concurrency levels.")
@@ -192,7 +198,7 @@ def _remote_contenders(a: str, b: str, settings: CompareSettings) -> list[Conten
             c["id"]: c.get("meta") or {}
             for c in asyncio.run(server_models(settings.server_url, key))
         }
-    except Exception as exc:
+    except (OpenAIError, httpx.HTTPError) as exc:
         raise EvalError(f"cannot read the models of {settings.server_url}: {exc}") from exc
     out = []
     for ref in (a, b):
