@@ -98,5 +98,5 @@ RUN myllama train all
 
 EXPOSE 8000 7860
 HEALTHCHECK --interval=5s --timeout=5s --start-period=120s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('MYLLAMA_PORT', '8000'), timeout=4)"
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ.get('MYLLAMA_PORT', '8000'), timeout=4)"
 CMD ["myllama", "serve", "--host", "0.0.0.0"]

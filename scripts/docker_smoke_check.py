@@ -10,7 +10,7 @@ import time
 import httpx
 import openai
 
-PREDICTORS_LOAD_SECONDS = 120  # /health does not wait for the predictors; they load beside it
+PREDICTORS_LOAD_SECONDS = 120  # /health/ready waits for the predictors; this is a safety net
 IRIS_SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
 
