@@ -76,7 +76,7 @@ def test_schemathesis_finds_no_server_error(fuzz_server: str, tmp_path: Path) ->
             "--report-ndjson-path",
             str(report),
         ],
-        cwd=ROOT,
+        cwd=tmp_path,  # its example database stays out of the checkout
         capture_output=True,
         text=True,
         timeout=900,
