@@ -18,6 +18,7 @@ from models.predictors.prediction_log import PredictionLog
 from models.predictors.registry import PredictorRegistry
 from server.auth import RequestGuard
 from server.errors import install_error_handlers
+from server.http_metrics import HTTPMetrics
 from server.metrics import Metrics
 from server.routes import chat, completions, embeddings, ops, predictors
 from server.routes import models as model_routes
@@ -102,11 +103,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.ready = asyncio.Event()
     app.state.load_error = None
     app.state.started_at = int(time.time())
-    app.state.metrics = Metrics(app.state.pool.unique)
+    app.state.metrics = Metrics(app.state.pool.unique, settings.watchdog_s)
     app.state.embedder = Embedder()  # loads its weights on the first /v1/embeddings call
     install_error_handlers(app)
     key = settings.api_key.get_secret_value() if settings.api_key is not None else None
     app.add_middleware(RequestGuard, api_key=key, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(HTTPMetrics, metrics=app.state.metrics)  # outermost: sees 401s and 413s
     v1 = APIRouter(prefix="/v1")
     for module in (chat, completions, embeddings, model_routes, predictors):
         v1.include_router(module.router)

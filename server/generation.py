@@ -32,6 +32,7 @@ class Choice:
     text: list[str] = field(default_factory=list)
     finish: Finish | None = None
     first_token_at: float | None = None
+    last_piece_at: float | None = None
 
 
 def check_limits(n: int, params: GenerationParams, settings: ServerSettings) -> None:
@@ -198,11 +199,16 @@ class Generation:
         model = self.engine.model_id
         if isinstance(event, Piece):
             choice.text.append(event.text)
+            now = time.perf_counter()
+            if choice.last_piece_at is not None:
+                self.metrics.itl.labels(model).observe(now - choice.last_piece_at)
+            choice.last_piece_at = now
             if choice.first_token_at is None:
-                choice.first_token_at = time.perf_counter()
+                choice.first_token_at = now
                 self.metrics.ttft.labels(model).observe(choice.first_token_at - self.started)
             return
         choice.finish = event
+        self.metrics.queue_time.labels(model).observe(event.queued_s)
         end = time.perf_counter()
         if event.reason in ("stop", "length"):
             self.metrics.e2e.labels(model).observe(end - self.started)

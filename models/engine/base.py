@@ -64,6 +64,7 @@ class Finish:
     completion_tokens: int
     cached_tokens: int = 0
     error: str | None = None
+    queued_s: float = 0.0  # submitted -> admitted to a slot (or -> dropped while waiting)
 
 
 @dataclass
@@ -79,6 +80,8 @@ class EngineStats:
     generated_tokens: int = 0
     requests_finished: dict[str, int] = field(default_factory=dict)
     rejected: int = 0
+    decode_steps: int = 0  # llama_decode calls that succeeded
+    decode_tokens: int = 0  # tokens in those batches (generated and prefilled)
 
 
 class TokenStream(Protocol):

@@ -108,6 +108,8 @@ class _Request:
     done: bool = False
     cancelled: bool = False
     delivered_finish: bool = False
+    submitted_at: float = field(default_factory=time.monotonic)
+    queued_s: float | None = None  # set when admitted to a slot
 
     def waits_for_leader(self) -> bool:
         """True while this choice's leader is still queued or prefilling the shared prompt."""
@@ -488,6 +490,7 @@ class LlamaEngine:
         if not llc.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1):
             llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
             keep = 0
+        request.queued_s = time.monotonic() - request.submitted_at
         slot.cached = request.prompt[:keep]
         slot.pending = request.prompt[keep:]
         slot.reused = keep
@@ -558,6 +561,9 @@ class LlamaEngine:
         if rc == 0:
             for entry in plan:
                 entry.slot.cached.extend(entry.tokens)
+            with self._lock:
+                self._stats.decode_steps += 1
+                self._stats.decode_tokens += n
         return rc
 
     def _fail_slot(self, slot: _Slot, message: str) -> None:
@@ -620,7 +626,10 @@ class LlamaEngine:
         with self._lock:
             finished = self._stats.requests_finished
             finished[reason] = finished.get(reason, 0) + 1
-        request.emit(Finish(reason, len(request.prompt), generated, reused, error))
+        queued = request.queued_s
+        if queued is None:  # never admitted
+            queued = time.monotonic() - request.submitted_at
+        request.emit(Finish(reason, len(request.prompt), generated, reused, error, queued))
 
     def _fail_all(self, message: str) -> None:
         for slot in self._slots:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter
 
 from models.predictors.prediction_log import PredictionLogFull
 from models.predictors.schema import InvalidInput
-from server.deps import PredictionLogDep, RegistryDep
+from server.deps import MetricsDep, PredictionLogDep, RegistryDep
 from server.errors import APIError
 from server.protocol import PredictRequest
 
@@ -23,18 +25,28 @@ def list_predictors(registry: RegistryDep) -> dict[str, Any]:
 
 @router.post("/predict/{name}")
 def predict(
-    name: str, body: PredictRequest, registry: RegistryDep, prediction_log: PredictionLogDep
+    name: str,
+    body: PredictRequest,
+    registry: RegistryDep,
+    prediction_log: PredictionLogDep,
+    metrics: MetricsDep,
 ) -> dict[str, Any]:
     """Score one or many records; answered only once queued for the prediction log (else 503)."""
     predictor = registry.get(name)
+    started = time.perf_counter()
     try:
         records = predictor.validate(body.inputs)
     except InvalidInput as exc:
+        metrics.predictor_requests.labels(name, "invalid").inc()
         raise APIError(422, str(exc), param=exc.param, code="invalid_value") from exc
     outputs = predictor.predict(records)
+    metrics.predictor_latency.labels(name).observe(time.perf_counter() - started)
+    for label, count in Counter(str(o["label"]) for o in outputs).items():
+        metrics.predicted_class.labels(name, label).inc(count)
     try:
         prediction_log.record(name, predictor.version, records, outputs)
     except PredictionLogFull as exc:
+        metrics.predictor_requests.labels(name, "log_full").inc()
         raise APIError(
             503,
             str(exc),
@@ -42,4 +54,5 @@ def predict(
             code="prediction_log_full",
             headers={"Retry-After": str(exc.retry_after)},
         ) from exc
+    metrics.predictor_requests.labels(name, "ok").inc()
     return {"model": name, "version": predictor.version, "predictions": outputs}
