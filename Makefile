@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 EXTRAS ?= eval,ui,dev,bench
 
-.PHONY: install up serve train test lint bench chromium clean
+.PHONY: install up serve train test lint bench chromium prometheus mlflow clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,13 +29,23 @@ serve: install
 train: install
 	$(BIN)/myllama train all
 
+## The MLflow UI on the store the server and eval use (http://127.0.0.1:5000).
+mlflow: install
+	$(BIN)/myllama mlflow
+
 ## Debian's Chromium for the browser tests (never a downloaded browser).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
-test: install chromium
+## Debian's Prometheus: promtool checks the monitoring files, the binary scrapes a test server.
+prometheus:
+	@command -v promtool >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq prometheus >/dev/null; fi; }
+
+test: install chromium prometheus
 	$(BIN)/pytest
 
 lint: install

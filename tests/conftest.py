@@ -11,6 +11,8 @@ from tests.helpers import free_port, running_myllama
 
 API_KEY = "test-key-123"
 
+pytest_plugins = ["tests.server.metrics_server"]  # the session's monitored server (metrics tests)
+
 
 @dataclass(frozen=True)
 class Server:

@@ -31,13 +31,22 @@ def test_every_port_is_on_loopback_by_default() -> None:
         "server": ["127.0.0.1"],
         "ui": ["127.0.0.1"],
         "mlflow": ["127.0.0.1"],
+        "prometheus": ["127.0.0.1"],
+        "grafana": ["127.0.0.1"],
     }
 
 
 def test_bind_opts_the_server_and_ui_in_but_never_mlflow() -> None:
     """MYLLAMA_BIND=0.0.0.0 publishes the server and the UI; MLflow (no auth) stays local."""
     hosts = published({"MYLLAMA_BIND": "0.0.0.0", "MYLLAMA_MLFLOW_PORT": "5001"})
-    assert hosts == {"server": ["0.0.0.0"], "ui": ["0.0.0.0"], "mlflow": ["127.0.0.1"]}
+    local = ["127.0.0.1"]
+    assert hosts == {
+        "server": ["0.0.0.0"],
+        "ui": ["0.0.0.0"],
+        "mlflow": local,
+        "prometheus": local,  # the monitoring profile: no auth on Prometheus, anonymous Grafana
+        "grafana": local,
+    }
 
 
 def test_the_ui_gets_its_logins_from_the_shell() -> None:

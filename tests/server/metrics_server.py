@@ -1,4 +1,8 @@
-"""A served model with a trained iris predictor, some traffic through it, and its /metrics."""
+"""A served model with a trained iris predictor, some traffic through it, and its /metrics.
+
+The `monitored` fixture is one such server for the whole session (tests/conftest.py loads this
+module as a plugin), shared by the metrics tests and the Prometheus/Grafana tests.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -70,3 +76,19 @@ def scrape(server: Server) -> list[Sample]:
     assert response.status_code == 200, response.text
     families = text_string_to_metric_families(response.text)
     return [sample for family in families for sample in family.samples]
+
+
+@dataclass(frozen=True)
+class Monitored:
+    """The server and the samples of the scrape taken right after drive_traffic()."""
+
+    server: Server
+    samples: list[Sample]
+
+
+@pytest.fixture(scope="session")
+def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
+    """One monitored server with traffic, for the session."""
+    with monitored_server(tmp_path_factory.mktemp("monitored")) as server:
+        drive_traffic(server)
+        yield Monitored(server, scrape(server))

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from prometheus_client.samples import Sample
 
-from tests.server.metrics_server import drive_traffic, monitored_server, scrape
+from tests.server.metrics_server import Monitored
 
 
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Sample]]:
-    """One scrape taken after the traffic of drive_traffic()."""
-    with monitored_server(tmp_path_factory.mktemp("metrics")) as server:
-        drive_traffic(server)
-        yield scrape(server)
+@pytest.fixture
+def samples(monitored: Monitored) -> list[Sample]:
+    """The scrape taken right after drive_traffic()."""
+    return monitored.samples
 
 
 def values(samples: list[Sample], name: str, **labels: str) -> list[float]:
