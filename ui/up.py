@@ -17,17 +17,21 @@ log = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """The UI flags; the server listens where --server-url points."""
+    """The UI flags; the server listens where --server-url points (the dispatcher adds the
+    server's own flags, which reach `myllama serve` as args.forward_argv)."""
     parser.add_argument("--config", help="YAML config file for the server (as `myllama serve`).")
     add_settings_flags(parser, UISettings)
 
 
-def server_command(settings: UISettings, config: str | None) -> list[str]:
-    """`python -m myllama serve` listening on the host and port of the server URL."""
+def server_command(
+    settings: UISettings, config: str | None, forwarded: list[str] | None = None
+) -> list[str]:
+    """`python -m myllama serve` listening on the host and port of the server URL, with the
+    server flags given to `myllama up`."""
     url = urlsplit(settings.server_url)
     command = [sys.executable, "-m", "myllama", "serve"]
     command += ["--host", url.hostname or "127.0.0.1", "--port", str(url.port or 8000)]
-    return command + (["--config", config] if config else [])
+    return command + (["--config", config] if config else []) + (forwarded or [])
 
 
 def stop_server(server: subprocess.Popen[bytes], grace: float = 20.0) -> int:
@@ -49,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.api_key is not None:
         env["MYLLAMA_API_KEY"] = settings.api_key.get_secret_value()  # not visible in `ps`
     # Its own session: a terminal's Ctrl-C reaches only us, and we stop the server once.
-    command = server_command(settings, args.config)
+    command = server_command(settings, args.config, getattr(args, "forward_argv", []))
     server = subprocess.Popen(command, env=env, start_new_session=True)
     log.info("server starting (pid %d) at %s", server.pid, settings.server_url)
     try:
