@@ -44,6 +44,14 @@ def client(server_url: str, api_key: str | None, timeout: float = 600.0) -> Asyn
     )
 
 
+def trace_requests() -> None:
+    """Record every request this process sends with the SDK as an MLflow trace (openai
+    autologging on the client side), in the active experiment and linked to the active run."""
+    import mlflow.openai
+
+    mlflow.openai.autolog()
+
+
 async def server_models(server_url: str, api_key: str | None) -> list[dict[str, Any]]:
     """The server's /v1/models items, with their "meta" (file, hash, settings)."""
     async with client(server_url, api_key) as sdk:

@@ -27,7 +27,7 @@ from eval.embedding_drift import (
     paired_cosine,
 )
 from eval.latency import RequestRecord, summarise
-from eval.loadgen import Sampling, base_url, run_level, server_models
+from eval.loadgen import Sampling, base_url, run_level, server_models, trace_requests
 from eval.settings import EvalRunSettings
 from eval.tracking import (
     EMBEDDINGS,
@@ -330,6 +330,8 @@ def execute(settings: EvalRunSettings) -> tuple[dict[str, Any], int]:
     embedder = Embedder()
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_experiment(settings.experiment)
+    if settings.trace:
+        trace_requests()
     run = mlflow.start_run(run_name=f"{prompt_set.name}-{model}")
     run_id = run.info.run_id
     mlflow.set_tags(

@@ -57,6 +57,11 @@ class EvalRunSettings(BaseSettings):
     html: Path | None = Field(
         default=None, description="Also write the HTML drift report here (with a reference)."
     )
+    trace: bool = Field(
+        default=False,
+        description="Record every request as an MLflow trace (openai autologging), linked to "
+        "the run; adds a little client-side time to each request.",
+    )
 
     @field_validator("concurrency")
     @classmethod
