@@ -17,7 +17,8 @@ from tests.conftest import Server
 from tests.eval.cli_helpers import eval_cli, eval_fails
 
 MODEL = "smollm2-135m-instruct"
-MAX_TOKENS = 12
+MAX_TOKENS = 8
+PROMPTS = 6  # the first six smoke prompts
 
 
 def _serve(server: Server, prompts: list[Prompt], temperature: float, path: Path) -> Path:
@@ -25,10 +26,11 @@ def _serve(server: Server, prompts: list[Prompt], temperature: float, path: Path
     sink: list[RequestRecord] = []
     sampling = Sampling(MODEL, None, temperature, MAX_TOKENS, None)
     asyncio.run(run_level(server.url, server.api_key, prompts, sampling, MODEL, 2, sink))
+    errors = [f"{r.prompt_id}: {r.error}" for r in sink if not r.ok]
+    assert not errors and len(sink) == len(prompts), errors
     by_id = {p.id: p for p in prompts}
     log = CompletionsLog(path)
     for record in sink:
-        assert record.ok, record.error
         log.record(
             CompletionEntry(
                 model_id=MODEL,
@@ -52,7 +54,8 @@ def setup(server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     """A calibrated reference eval run (smoke set, two passes) in a temp store."""
     folder = tmp_path_factory.mktemp("llm-drift")
     store = f"sqlite:///{folder}/mlflow.db"
-    args = ["run", "--prompts", "smoke", "--max-tokens", str(MAX_TOKENS), "--concurrency", "2"]
+    args = ["run", "--prompts", "smoke", "--limit", str(PROMPTS), "--max-tokens", str(MAX_TOKENS)]
+    args += ["--concurrency", "2"]
     args += ["--repeats", "2", "--server-url", server.url, "--api-key", str(server.api_key)]
     code, reference, err = eval_cli([*args, "--tracking-uri", store], cwd=folder)
     assert code == 0, err[-3000:]
@@ -68,17 +71,17 @@ def test_same_settings_answers_are_paired_and_quiet(
     server: Server, setup: dict[str, Any], tmp_path: Path
 ) -> None:
     """The reference's prompts at its settings, twice: paired, no answer drift; all in MLflow."""
-    smoke = list(load_prompt_set("smoke").prompts)
+    smoke = list(load_prompt_set("smoke").head(PROMPTS).prompts)
     log_path = _serve(server, smoke + smoke, 0.0, tmp_path / "c.db")
     html = tmp_path / "report.html"
     code, result, err = _drift(setup, log_path, "--model", MODEL, "--html", str(html))
     assert code == 0, err[-3000:]
     parts = {(p["part"], p["name"]): p for p in result["parts"]}
     paired = parts[("answers", "paired cosine")]
-    assert paired["n_current"] == 24 and paired["drifted"] is False
-    assert paired["details"]["prompts"] == 12 and "flagged" in paired["details"]["power"]
+    assert paired["n_current"] == 2 * PROMPTS and paired["drifted"] is False
+    assert paired["details"]["prompts"] == PROMPTS and "flagged" in paired["details"]["power"]
     assert {("latency", "TTFT"), ("latency", "TPOT")} <= set(parts)
-    assert parts[("latency", "TTFT")]["n_current"] == 24
+    assert parts[("latency", "TTFT")]["n_current"] == 2 * PROMPTS
     assert "answers unpaired" in result["skipped"]  # every live prompt was a reference prompt
     assert result["verdict"] in ("drift", "no_drift")  # latency on a shared machine may move
     assert result["verdict"] == (
@@ -97,8 +100,8 @@ def test_hot_sampling_and_new_prompts_are_tested(
     server: Server, setup: dict[str, Any], tmp_path: Path
 ) -> None:
     """Temperature 1.8 on the reference prompts: paired drift; other prompts get MMD² and AUC."""
-    smoke = list(load_prompt_set("smoke").prompts)
-    others = list(load_prompt_set("general").prompts)[:12]
+    smoke = list(load_prompt_set("smoke").head(PROMPTS).prompts)
+    others = list(load_prompt_set("general").prompts)[:10]
     log_path = _serve(server, smoke + smoke + others, 1.8, tmp_path / "c.db")
     code, result, err = _drift(setup, log_path)
     assert code == 0, err[-3000:]
@@ -106,7 +109,7 @@ def test_hot_sampling_and_new_prompts_are_tested(
     assert parts[("answers", "paired cosine")]["drifted"] is True
     assert result["verdict"] == "drift" and result["drift"]["detected"] is True
     unpaired = parts[("answers", "MMD² unpaired")]
-    assert unpaired["n_current"] == 12 and unpaired["n_reference"] == 12
+    assert unpaired["n_current"] == 10 and unpaired["n_reference"] == PROMPTS
     assert 0.0 <= unpaired["details"]["classifier_auc"] <= 1.0
 
 
