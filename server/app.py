@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from models.catalog import build_catalog
+from models.completions_log import CompletionsLog
 from models.embedder import Embedder
 from models.engine import EngineConfig
 from models.engine.pool import EnginePool
@@ -89,6 +90,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if predictor_loader is not None:
                 predictor_loader.cancel()
             app.state.prediction_log.close()  # nothing logged is lost on a clean shutdown
+            if app.state.completions_log is not None:
+                app.state.completions_log.close()
         finally:
             await asyncio.shield(loader)  # a load in progress finishes before the engines close
             app.state.pool.close()
@@ -104,6 +107,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.load_error = None
     app.state.started_at = int(time.time())
     app.state.metrics = Metrics(app.state.pool.unique, settings.watchdog_s)
+    log_path = settings.log_completions
+    app.state.completions_log = CompletionsLog(log_path) if log_path is not None else None
     app.state.embedder = Embedder()  # loads its weights on the first /v1/embeddings call
     install_error_handlers(app)
     key = settings.api_key.get_secret_value() if settings.api_key is not None else None

@@ -11,11 +11,12 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fastapi import Request
 
+from models.completions_log import CompletionEntry, CompletionsLog
 from models.engine import Engine, Finish, GenerationParams, Piece, TokenStream
 from server.errors import APIError, sse_error
 from server.metrics import Metrics
@@ -87,6 +88,16 @@ async def text_prompt(engine: Engine, text: str, request: Request) -> list[int]:
     return await asyncio.to_thread(engine.text_prompt, text)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """What was asked, as the completions log records it."""
+
+    endpoint: str  # chat.completions or completions
+    prompt: str | list[dict[str, Any]]  # the prompt text, or the chat messages
+    params: GenerationParams
+    request_id: str
+
+
 class Generation:
     """n streams of one prompt on one engine, with timing for the metrics."""
 
@@ -98,8 +109,11 @@ class Generation:
         request: Request,
         timeout_s: float,
         watchdog_s: float,
+        origin: Origin | None = None,
     ) -> None:
         self.engine = engine
+        self.origin = origin
+        self.completions_log: CompletionsLog | None = request.app.state.completions_log
         self.streams = streams
         self.metrics = metrics
         self.request = request
@@ -117,12 +131,14 @@ class Generation:
         n: int,
         metrics: Metrics,
         request: Request,
+        origin: Origin | None = None,
     ) -> Generation:
         """Submit n choices of one prompt (queue and context checks raise here)."""
         settings: ServerSettings = request.app.state.settings
         check_limits(n, params, settings)
         streams = await engine.submit(prompt, params, n)
-        return cls(engine, streams, metrics, request, settings.request_timeout, settings.watchdog_s)
+        timeout, watchdog = settings.request_timeout, settings.watchdog_s
+        return cls(engine, streams, metrics, request, timeout, watchdog, origin)
 
     def cancel(self) -> None:
         """Cancel every stream still running."""
@@ -211,10 +227,37 @@ class Generation:
         self.metrics.queue_time.labels(model).observe(event.queued_s)
         end = time.perf_counter()
         if event.reason in ("stop", "length"):
+            self._log_choice(index, choice, event, end)
             self.metrics.e2e.labels(model).observe(end - self.started)
             if choice.first_token_at is not None and event.completion_tokens > 1:
                 tpot = (end - choice.first_token_at) / (event.completion_tokens - 1)
                 self.metrics.tpot.labels(model).observe(tpot)
+
+    def _log_choice(self, index: int, choice: Choice, finish: Finish, end: float) -> None:
+        """Append an answered choice to the completions log, when the server keeps one."""
+        if self.completions_log is None or self.origin is None:
+            return
+        first = choice.first_token_at
+        tpot = None
+        if first is not None and finish.completion_tokens > 1:
+            tpot = (end - first) / (finish.completion_tokens - 1)
+        self.completions_log.record(
+            CompletionEntry(
+                model_id=self.engine.model_id,
+                prompt=self.origin.prompt,
+                answer="".join(choice.text),
+                gguf_sha256=self.engine.file_sha256,
+                sampling=asdict(self.origin.params),
+                prompt_tokens=finish.prompt_tokens,
+                completion_tokens=finish.completion_tokens,
+                ttft_s=None if first is None else first - self.started,
+                tpot_s=tpot,
+                finish_reason=finish.reason,
+                choice_index=index,
+                request_id=self.origin.request_id,
+                endpoint=self.origin.endpoint,
+            )
+        )
 
     def usage_counts(self) -> tuple[int, int, int]:
         """(prompt, completion, cached) tokens over all choices."""

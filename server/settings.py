@@ -59,6 +59,11 @@ class ServerSettings(BaseSettings):
     prediction_log: Path = Field(
         default=Path("predictions.db"), description="SQLite file that logs every prediction."
     )
+    log_completions: Path | None = Field(
+        default=None,
+        description="SQLite file that logs every answered choice (prompt, answer, timings) for "
+        "live drift. Off by default: it stores user text.",
+    )
     load_predictors: bool = Field(
         default=True, description="Load the classical predictors at start-up."
     )

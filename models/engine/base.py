@@ -101,6 +101,7 @@ class Engine(Protocol):
 
     model_id: str
     n_ctx: int
+    file_sha256: str
 
     def info(self) -> dict[str, Any]:
         """Static facts about the loaded model (file, size, context, settings)."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from server.deps import MetricsDep, PoolDep
-from server.generation import Generation, chat_prompt, stream_events
+from server.generation import Generation, Origin, chat_prompt, stream_events
 from server.protocol import ChatCompletionRequest, new_id, now, usage
 
 router = APIRouter()
@@ -20,9 +20,12 @@ async def chat_completions(
 ) -> dict[str, Any] | StreamingResponse:
     """Chat completion, streamed as SSE or returned whole."""
     engine = pool.get(body.model)
-    prompt = await chat_prompt(engine, body.template_messages(), request)
-    generation = await Generation.start(engine, prompt, body.to_params(), body.n, metrics, request)
-    head = {"id": new_id("chatcmpl"), "created": now(), "model": engine.model_id}
+    messages = body.template_messages()
+    prompt = await chat_prompt(engine, messages, request)
+    params, request_id = body.to_params(), new_id("chatcmpl")
+    origin = Origin("chat.completions", messages, params, request_id)
+    generation = await Generation.start(engine, prompt, params, body.n, metrics, request, origin)
+    head = {"id": request_id, "created": now(), "model": engine.model_id}
     if not body.stream:
         choices = await generation.collect()
         return {

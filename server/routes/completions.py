@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from server.deps import MetricsDep, PoolDep
-from server.generation import Generation, stream_events, text_prompt
+from server.generation import Generation, Origin, stream_events, text_prompt
 from server.protocol import CompletionRequest, new_id, now, usage
 
 router = APIRouter()
@@ -22,8 +22,10 @@ async def completions(
     engine = pool.get(body.model)
     prompt_text = body.prompt_text()
     prompt = await text_prompt(engine, prompt_text, request)
-    generation = await Generation.start(engine, prompt, body.to_params(), body.n, metrics, request)
-    head = {"id": new_id("cmpl"), "created": now(), "model": engine.model_id}
+    params, request_id = body.to_params(), new_id("cmpl")
+    origin = Origin("completions", prompt_text, params, request_id)
+    generation = await Generation.start(engine, prompt, params, body.n, metrics, request, origin)
+    head = {"id": request_id, "created": now(), "model": engine.model_id}
     echo = prompt_text if body.echo else ""
     if not body.stream:
         choices = await generation.collect()

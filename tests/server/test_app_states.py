@@ -67,6 +67,7 @@ class FailingEngine:
 
     model_id = "broken"
     n_ctx = 256
+    file_sha256 = "0" * 64
 
     def chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
         """Three tokens."""
