@@ -60,6 +60,9 @@ class MlflowUISettings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the MLflow UI listens on.")
     port: int = Field(default=5000, ge=0, le=65535, description="Port of the MLflow UI.")
+    workers: int = Field(
+        default=1, ge=1, description="Server processes (one is plenty for a local UI)."
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     command += ["--host", settings.host, "--port", str(settings.port)]
+    command += ["--workers", str(settings.workers)]
     log.info("MLflow UI on http://%s:%d for %s", settings.host, settings.port, uri)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     os.execve(sys.executable, command, env)  # mlflow takes this process over (and its signals)
