@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import mlflow
 import numpy as np
+from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 from openai import OpenAIError
 from rich.console import Console
@@ -233,13 +234,13 @@ def _drift(
     current: dict[str, np.ndarray],
     own_noise: np.ndarray | None,
     folder: Path,
-) -> tuple[dict[str, Any], list[Path], Verdict]:
-    """Compare with the reference; the drift JSON, plot files and the verdict."""
+) -> tuple[dict[str, Any], list[Path], Verdict, dict[str, Figure]]:
+    """Compare with the reference; the drift JSON, plot files, the verdict and report plots."""
     if reference is None:
         reason = "no reference run for this prompt set; tag one: myllama eval tag-reference RUN_ID"
         verdict = decide([], settings.alpha, {"paired_prompts": 0}, insufficient=reason)
         none: dict[str, Any] = {"detected": False, "p_value": None, "reason": reason}
-        return {**none, "reference_run_id": None}, [], verdict
+        return {**none, "reference_run_id": None}, [], verdict, {}
     common = [pid for pid in current if pid in reference.embeddings]
     if len(common) < 2:
         raise EvalError(
@@ -261,7 +262,16 @@ def _drift(
         "calibration": source if threshold is not None else "none (no same-settings passes)",
     }
     plot = plots.similarity(common, outcome.paired, threshold, folder / "similarity.png")
-    return drift, [plot], verdict
+    samples = {"this run vs reference": outcome.paired}
+    figures = {
+        "answers:paired cosine": plots.samples_figure(
+            "paired cosine to the reference answer",
+            samples if noise is None else samples | {"same-settings noise floor": noise},
+            "cosine similarity",
+        ),
+        "answers:MMD²": plots.embeddings_figure(ref, cur),
+    }
+    return drift, [plot], verdict, figures
 
 
 def _finish(
@@ -296,7 +306,7 @@ def _finish(
     experiment_id = mlflow.get_run(run_id).info.experiment_id
     found = find_reference(client, experiment_id, prompt_set.sha256, settings.reference, run_id)
     reference = load_reference(client, found) if found is not None else None
-    drift, plot_files, verdict = _drift(settings, reference, current, own_noise, folder)
+    drift, plot_files, verdict, figures = _drift(settings, reference, current, own_noise, folder)
     levels = {c: passes[(c, 0)] for c in settings.levels if (c, 0) in passes}
     plot_files.append(plots.latency_cdfs(levels, folder / "latency_cdf.png"))
     for path in artefacts:
@@ -316,7 +326,7 @@ def _finish(
     mlflow.log_dict(verdict.as_json(), "verdict.json")
     if reference is not None:
         against = {"run_id": run_id, "reference_run_id": reference.run_id}
-        page = report.render(f"Output drift: {prompt_set.name}", verdict, against, {})
+        page = report.render(f"Output drift: {prompt_set.name}", verdict, against, figures)
         mlflow.log_artifact(str(report.write(page, folder / report.REPORT_FILE)))
         if settings.html is not None:
             report.write(page, settings.html)

@@ -150,7 +150,8 @@ def test_one_word_system_prompt_is_drift(runs: dict[str, dict], store: str) -> N
     assert drift["paired_cosine_mean"] < runs["same"]["drift"]["paired_cosine_mean"]
     assert drift["reason"].startswith("drift")
     assert word["verdict"] == "drift" and any(p["drifted"] for p in word["parts"])
-    assert "Verdict: drift" in Path(runs["html"]).read_text()
+    page = Path(runs["html"]).read_text()
+    assert "Verdict: drift" in page and page.count("<svg") == 2  # paired cosines, embeddings
     client = MlflowClient(store)
     run = client.get_run(word["run_id"])
     assert run.data.params["system"] == ONE_WORD
