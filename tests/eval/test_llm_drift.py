@@ -15,6 +15,7 @@ from models.completions_log import CompletionEntry, CompletionsLog
 from prompts.sets import Prompt, load_prompt_set
 from tests.conftest import Server
 from tests.eval.cli_helpers import eval_cli, eval_fails
+from tests.helpers import free_port, running_myllama
 
 MODEL = "smollm2-135m-instruct"
 MAX_TOKENS = 8
@@ -128,3 +129,28 @@ def test_a_short_window_and_bad_input(setup: dict[str, Any], tmp_path: Path) -> 
     assert code == 1 and "no completions log" in err
     code, err = eval_fails(["drift", "--llm"], cwd=setup["folder"])
     assert code == 2 and "--reference" in err
+
+
+def test_a_served_conversation_logged_by_the_server_gets_a_verdict(
+    setup: dict[str, Any], tmp_path: Path
+) -> None:
+    """`myllama serve --log-completions`: its own log, paired by prompt hash with the reference."""
+    port, log_path = free_port(), tmp_path / "served.db"
+    args = ["serve", "--port", str(port), "--parallel", "2", "--n-ctx", "2048"]
+    args += ["--no-load-predictors", "--log-completions", str(log_path)]
+    url = f"http://127.0.0.1:{port}"
+    smoke = list(load_prompt_set("smoke").head(PROMPTS).prompts)
+    sink: list[RequestRecord] = []
+    with running_myllama(args, f"{url}/health", log_name="served-log"):
+        sampling = Sampling(MODEL, None, 0.0, MAX_TOKENS, None)
+        asyncio.run(run_level(url, None, smoke + smoke, sampling, MODEL, 2, sink))
+    assert all(r.ok for r in sink), [r.error for r in sink]
+    code, result, err = _drift(setup, log_path)
+    assert code == 0, err[-3000:]
+    parts = {(p["part"], p["name"]): p for p in result["parts"]}
+    paired = parts[("answers", "paired cosine")]
+    assert paired["n_current"] == 2 * PROMPTS and paired["details"]["prompts"] == PROMPTS
+    assert paired["drifted"] is False
+    assert parts[("latency", "TTFT")]["n_current"] == 2 * PROMPTS
+    assert result["reference"]["live_models"] == [MODEL]
+    assert len(result["reference"]["live_gguf_sha256"][0]) == 64
