@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from eval.compare import CompareSettings, Contender, _drift
 from models.catalog import DEFAULT_MODEL
 from models.lifecycle.gguf_facts import sha256
+from tests.conftest import Server
 from tests.models.lifecycle.conftest import Done, Store
 
 
@@ -74,3 +75,19 @@ def test_too_few_common_answers_is_insufficient_data() -> None:
     drift, verdict = _drift(a, b, settings)
     assert (drift["verdict"], verdict.verdict) == ("insufficient_data", "insufficient_data")
     assert drift["n_pairs"] == 2 and not drift["detected"] and "at least 5" in drift["reason"]
+
+
+def test_compare_on_a_running_server_model_against_itself(store: Store, server: Server) -> None:
+    """--server-url: no server is started, no load time; a model against itself does not drift."""
+    done = store.models(
+        "compare", "smollm2-135m-instruct", "smollm2-135m-instruct", "--server-url", server.url,
+        "--api-key", str(server.api_key), "--limit", "6", "--max-tokens", "8",
+        "--concurrency", "1", "--permutations", "199",
+    )  # fmt: skip
+    assert done.code == 0, done.err[-3000:]
+    result = done.json
+    a, b = result["models"]
+    assert a["sha256"] == b["sha256"] == sha256(DEFAULT_MODEL.gguf_path())
+    assert a["load_time_s"] is None and a["rss_mb"] is None and a["quantization"] == "Q4_1"
+    assert result["drift"]["verdict"] == "no_drift"
+    assert {p["name"] for p in result["drift"]["parts"]} == {"MMD²", "centroid distance"}
