@@ -175,7 +175,15 @@ class ChatTab:
         inputs = [box, history, model, system, temperature, top_p, max_tokens]
         outputs = [chatbot, history, box, stats]
         runs: list[dict[str, Any]] = [
-            trigger(self.respond, inputs=inputs, outputs=outputs, concurrency_limit=None)
+            # show_progress="hidden": the stats line shows progress; and Gradio's tracker would
+            # cover the partial answer with an "Error" badge once Stop cancels the stream.
+            trigger(
+                self.respond,
+                inputs=inputs,
+                outputs=outputs,
+                concurrency_limit=None,
+                show_progress="hidden",
+            )
             for trigger in (box.submit, send.click)
         ]
         stop.click(self.stopped, outputs=stats, cancels=runs, concurrency_limit=None)
