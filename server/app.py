@@ -100,7 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: ServerSettings) -> FastAPI:
     """Build the FastAPI app for these settings (nothing is read from the environment)."""
     app = FastAPI(title="My LLAMA", version="0.1.0", lifespan=lifespan)
-    specs = build_catalog(settings.models, settings.model)
+    specs = build_catalog(settings.models, settings.model, settings.tracking_uri)
     app.state.settings = settings
     app.state.pool = EnginePool(specs, _engine_config(settings), settings.default_model)
     app.state.ready = asyncio.Event()
