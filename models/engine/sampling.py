@@ -13,6 +13,7 @@ from models.engine.grammar import schema_grammar
 from models.errors import InvalidRequest
 
 PENALTY_LAST_N = 64
+GRAMMAR_SHORTLISTS = (128, 4096)  # a refused pick is retried among the likeliest tokens first
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 assert _TOKEN_DATA.itemsize == ctypes.sizeof(llc.llama_token_data)
 
@@ -50,9 +51,13 @@ class Sampler:
     """Picks one request's next token.
 
     Without a grammar this is llama.cpp's own chain. With one, the chain samples first and the
-    grammar checks only the token picked; the full vocabulary goes through the grammar only when
-    that token is refused (llama.cpp's common sampler does the same), so a constrained request
-    costs its neighbours on the decode thread little more than a free one.
+    grammar checks only the token picked (llama.cpp's common sampler does the same). When that
+    token is refused, the grammar filters the 128 (then 4,096) likeliest tokens and the chain
+    samples among those allowed; only when none is allowed does the whole vocabulary go through
+    the grammar. Greedy decoding gives exactly the full-vocabulary answer (the likeliest allowed
+    token is in the shortlist whenever any is); sampling is truncated to the shortlist's allowed
+    tokens, as top-k would. A constrained request so costs its neighbours on the decode thread
+    little more than a free one.
     """
 
     def __init__(self, params: GenerationParams, vocab: llc.llama_vocab_p, n_vocab: int) -> None:
@@ -78,8 +83,14 @@ class Sampler:
         token = self._apply(logits, (self.chain,))
         self._one["id"], self._one["logit"] = token, 1.0
         self._apply_to(self._one, self.grammar)
-        if math.isinf(float(self._one["logit"][0])):  # refused: constrain the whole vocabulary
-            token = self._apply(logits, (self.grammar, self.chain))
+        if math.isinf(float(self._one["logit"][0])):  # refused: the shortlist, then everything
+            token = -1
+            for size in GRAMMAR_SHORTLISTS:
+                token = self._shortlisted(logits, size)
+                if token >= 0:
+                    break
+            if token < 0:
+                token = self._apply(logits, (self.grammar, self.chain))
         llc.llama_sampler_accept(self.grammar, token)
         llc.llama_sampler_accept(self.chain, token)
         return token
@@ -95,6 +106,21 @@ class Sampler:
         if array.selected < 0:
             raise InvalidRequest("no token satisfies the response format", "response_format")
         return int(cur["id"][array.selected])
+
+    def _shortlisted(self, logits: np.ndarray, size: int) -> int:
+        """The chain's pick among the `size` likeliest tokens the grammar allows; -1 if none."""
+        size = min(size, self._n_vocab)
+        top = np.argpartition(logits, -size)[-size:]
+        cur = self._cur[:size]
+        cur["id"] = top
+        cur["logit"] = logits[top]
+        cur["p"] = 0.0
+        self._apply_to(cur, self.grammar)
+        if not np.isfinite(cur["logit"]).any():
+            return -1
+        array = self._array(cur)
+        llc.llama_sampler_apply(self.chain, ctypes.byref(array))
+        return int(cur["id"][array.selected]) if array.selected >= 0 else -1
 
     def _apply_to(self, cur: np.ndarray, sampler: int) -> None:
         array = self._array(cur)
