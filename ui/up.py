@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 from urllib.parse import urlsplit
@@ -46,9 +47,14 @@ def stop_server(server: subprocess.Popen[bytes], grace: float = 20.0) -> int:
     return server.wait()
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def run(args: argparse.Namespace) -> int:
     """Start both, wait for a signal (or the server dying), stop both."""
     settings = load_settings(UISettings, args)
+    signal.signal(signal.SIGTERM, _interrupt)  # until the UI is up, SIGTERM still stops the server
     env = dict(os.environ)
     if settings.api_key is not None:
         env["MYLLAMA_API_KEY"] = settings.api_key.get_secret_value()  # not visible in `ps`
