@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from contextlib import aclosing, suppress
+from contextlib import aclosing
 from typing import Any
 
 import gradio as gr
@@ -31,7 +30,6 @@ class ChatTab:
     def __init__(self, client: ServerClient, library: dict[str, SystemPrompt]) -> None:
         self.client = client
         self.library = library
-        self._answering: dict[str, asyncio.Event] = {}  # session → set once its answer ended
 
     async def server_state(self, current: str | None) -> tuple[Any, str]:
         """Model choices and a status line, fetched now (the server may have come up since)."""
@@ -65,44 +63,8 @@ class ChatTab:
         temperature: float,
         top_p: float,
         max_tokens: float,
-        request: gr.Request,
     ) -> AsyncIterator[tuple[list[Message], list[Message], str, str]]:
         """Stream one answer; yields (chatbot, history, input box, stats line)."""
-        session = request.session_hash or ""
-        ended = self._answering[session] = asyncio.Event()
-        try:
-            async for update in self._answer(
-                message, history, model, system, temperature, top_p, max_tokens
-            ):
-                yield update
-        finally:  # also when Stop cancels it
-            ended.set()
-            if self._answering.get(session) is ended:
-                del self._answering[session]
-
-    async def stopped(self, request: gr.Request) -> str:
-        """The Stop note, sent once the session's answer has ended so no late piece overwrites it.
-
-        Gradio's Stop cancels the answer from the browser while this handler runs: without the
-        wait, a piece already on its way could land after the note (the flaky "streaming…").
-        """
-        ended = self._answering.get(request.session_hash or "")
-        if ended is not None:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(ended.wait(), timeout=10)
-        return "**Stopped:** the request to the server was closed."
-
-    async def _answer(
-        self,
-        message: str,
-        history: list[Message],
-        model: str | None,
-        system: str,
-        temperature: float,
-        top_p: float,
-        max_tokens: float,
-    ) -> AsyncIterator[tuple[list[Message], list[Message], str, str]]:
-        """The updates of one answer: (chatbot, history, input box, stats line)."""
         message = message.strip()
         if not message:
             yield history, history, "", "Type a message first."
@@ -186,7 +148,11 @@ class ChatTab:
             )
             for trigger in (box.submit, send.click)
         ]
-        stop.click(self.stopped, outputs=stats, cancels=runs, concurrency_limit=None)
+        stop.click(
+            lambda: "**Stopped:** the request to the server was closed.",
+            outputs=stats,
+            cancels=runs,
+        )
         clear.click(lambda: ([], [], ""), outputs=[chatbot, history, stats], cancels=runs)
         chatbot.clear(lambda: ([], ""), outputs=[history, stats], cancels=runs)
         demo.load(self.server_state, inputs=model, outputs=[model, status])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import gradio as gr
-
 from prompts.library import load_library
 from tests.conftest import Server
 from ui.chat import ChatTab
@@ -20,7 +18,7 @@ def run_turn(tab: ChatTab, message: str, history: list[dict[str, str]], **kw: fl
     async def collect() -> list[Turn]:
         """Run the turn to the end."""
         settings = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 48.0, **kw}
-        updates = tab.respond(message, history, None, "Be brief.", **settings, request=gr.Request())
+        updates = tab.respond(message, history, None, "Be brief.", **settings)
         return [update async for update in updates]
 
     return asyncio.run(collect())
