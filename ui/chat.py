@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -30,6 +31,15 @@ class ChatTab:
     def __init__(self, client: ServerClient, library: dict[str, SystemPrompt]) -> None:
         self.client = client
         self.library = library
+        self._stopped_at: dict[str, float] = {}  # browser session → when it last pressed Stop
+
+    def stop(self, request: gr.Request) -> str:
+        """Mark the session's running answer as stopped (it yields nothing more) and say so."""
+        self._stopped_at[request.session_hash or ""] = time.monotonic()
+        return "**Stopped:** the request to the server was closed."
+
+    def _was_stopped(self, request: gr.Request, since: float) -> bool:
+        return self._stopped_at.get(request.session_hash or "", 0.0) >= since
 
     async def server_state(self, current: str | None) -> tuple[Any, str]:
         """Model choices and a status line, fetched now (the server may have come up since)."""
@@ -63,8 +73,14 @@ class ChatTab:
         temperature: float,
         top_p: float,
         max_tokens: float,
+        request: gr.Request,
     ) -> AsyncIterator[tuple[list[Message], list[Message], str, str]]:
-        """Stream one answer; yields (chatbot, history, input box, stats line)."""
+        """Stream one answer; yields (chatbot, history, input box, stats line).
+
+        Stop cancels this generator, but Gradio runs the Stop handler at the same time: a piece
+        could still land after the "Stopped" note, so after Stop nothing more is yielded.
+        """
+        started = time.monotonic()
         message = message.strip()
         if not message:
             yield history, history, "", "Type a message first."
@@ -87,6 +103,8 @@ class ChatTab:
             )
             async with aclosing(stream) as pieces:
                 async for piece in pieces:
+                    if self._was_stopped(request, started):
+                        return
                     if isinstance(piece, AnswerStats):
                         done = [*shown, {"role": "assistant", "content": answer}]
                         yield done, done, "", f"{card.id} · {piece.line()}{note}"
@@ -148,11 +166,7 @@ class ChatTab:
             )
             for trigger in (box.submit, send.click)
         ]
-        stop.click(
-            lambda: "**Stopped:** the request to the server was closed.",
-            outputs=stats,
-            cancels=runs,
-        )
+        stop.click(self.stop, outputs=stats, cancels=runs)
         clear.click(lambda: ([], [], ""), outputs=[chatbot, history, stats], cancels=runs)
         chatbot.clear(lambda: ([], ""), outputs=[history, stats], cancels=runs)
         demo.load(self.server_state, inputs=model, outputs=[model, status])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import gradio as gr
+
 from prompts.library import load_library
 from tests.conftest import Server
 from ui.chat import ChatTab
@@ -18,7 +20,7 @@ def run_turn(tab: ChatTab, message: str, history: list[dict[str, str]], **kw: fl
     async def collect() -> list[Turn]:
         """Run the turn to the end."""
         settings = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 48.0, **kw}
-        updates = tab.respond(message, history, None, "Be brief.", **settings)
+        updates = tab.respond(message, history, None, "Be brief.", **settings, request=gr.Request())
         return [update async for update in updates]
 
     return asyncio.run(collect())
@@ -62,3 +64,25 @@ def test_errors_become_a_stats_line_and_keep_the_message(server: Server) -> None
     chatbot, history, box, stats = updates[-1]
     assert stats.startswith("**Error:** The server at ") and "(401)" in stats
     assert box == "hello?" and history == [] and chatbot == []
+
+
+def test_nothing_is_shown_after_stop(server: Server) -> None:
+    """Stop mid-answer: the handler yields no further piece, so the "Stopped" note stays last."""
+    tab = ChatTab(ServerClient(server.url, server.api_key, timeout=60), load_library())
+    session = gr.Request()
+
+    async def stop_after_two_pieces() -> tuple[int, str]:
+        updates = tab.respond(
+            "Write a long story about a dragon.", [], None, "", 0.0, 1.0, 400.0, request=session
+        )
+        seen = 0
+        async for _, _, _, stats in updates:
+            if stats.endswith("streaming…"):
+                seen += 1
+                if seen == 2:
+                    note = tab.stop(session)
+            assert seen <= 2, "a piece was shown after Stop"
+        return seen, note
+
+    seen, note = asyncio.run(stop_after_two_pieces())
+    assert seen == 2 and note.startswith("**Stopped:**")
