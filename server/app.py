@@ -60,7 +60,13 @@ def _start_predictors(app: FastAPI) -> asyncio.Task[None] | None:
     settings: ServerSettings = app.state.settings
     app.state.predictors = None
     app.state.predictors_error = None
-    app.state.prediction_log = PredictionLog(settings.prediction_log)
+    app.state.prediction_log = PredictionLog(
+        settings.prediction_log,
+        max_pending_rows=settings.prediction_log_max_rows,
+        flush_interval=settings.prediction_log_flush_interval,
+        enqueue_timeout=settings.prediction_log_wait,
+        close_timeout=settings.prediction_log_close_timeout,
+    )
     if not settings.load_predictors:
         app.state.predictors = PredictorRegistry.disabled()
         return None

@@ -59,6 +59,27 @@ class ServerSettings(BaseSettings):
     prediction_log: Path = Field(
         default=Path("predictions.db"), description="SQLite file that logs every prediction."
     )
+    prediction_log_max_rows: int = Field(
+        default=20_000,
+        ge=1,
+        description="Most rows answered but not yet written to the prediction log; beyond it a "
+        "predict request waits, then gets 503.",
+    )
+    prediction_log_flush_interval: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds between prediction-log commits while rows wait: the most a SIGKILL "
+        "can lose.",
+    )
+    prediction_log_wait: float = Field(
+        default=1.0, ge=0, description="Seconds a predict request waits for room in a full log."
+    )
+    prediction_log_close_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds shutdown waits for the prediction log to flush (keep under docker "
+        "stop's 10 s).",
+    )
     log_completions: Path | None = Field(
         default=None,
         description="SQLite file that logs every answered choice (prompt, answer, timings) for "
