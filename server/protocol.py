@@ -229,6 +229,20 @@ class PredictRequest(BaseModel):
 
 
 MAX_INPUTS = 2048
+MAX_FEEDBACK = 1000
+
+
+class FeedbackItem(BaseModel):
+    """The true label of one served prediction."""
+
+    id: str = Field(min_length=1, max_length=64, description="predictions[i].id as served.")
+    label: str = Field(description="The true class; one of the predictor's classes.")
+
+
+class FeedbackRequest(BaseModel):
+    """POST /v1/predict/{name}/feedback: true labels for served predictions (all or none stored)."""
+
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=MAX_FEEDBACK)
 
 
 class EmbeddingRequest(BaseModel):

@@ -8,6 +8,7 @@ import math
 import sqlite3
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,15 +32,22 @@ CREATE TABLE IF NOT EXISTS predictions (
     version TEXT NOT NULL,
     label TEXT NOT NULL,
     probabilities TEXT NOT NULL,
-    inputs TEXT NOT NULL
+    inputs TEXT NOT NULL,
+    prediction_id TEXT
 );
 CREATE INDEX IF NOT EXISTS predictions_predictor_ts ON predictions (predictor, ts);
 """
-_INSERT = (
-    "INSERT INTO predictions (ts, predictor, version, label, probabilities, inputs) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+# The served id of each prediction (added after the first release): a new log gets the column in
+# CREATE TABLE, an older log gets it once by ADD COLUMN (nullable: its old rows keep no id).
+_ID_COLUMN = "prediction_id"
+_ID_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS predictions_prediction_id ON predictions (prediction_id)"
 )
-_FIXED_COLUMNS = ["ts", "version", "label"]
+_INSERT = (
+    "INSERT INTO predictions (ts, predictor, version, label, probabilities, inputs, prediction_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_FIXED_COLUMNS = ["id", "ts", "version", "label"]
 
 
 class PredictionLogFull(RuntimeError):
@@ -59,6 +67,7 @@ class _Entry:
     version: str
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
+    ids: list[str]
     queued_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -82,9 +91,20 @@ def _rows(entry: _Entry) -> list[tuple[str, ...]]:
             str(out["label"]),
             json.dumps(out["probabilities"]),
             json.dumps(record),
+            pred_id,
         )
-        for record, out in zip(entry.inputs, entry.outputs, strict=True)
+        for record, out, pred_id in zip(entry.inputs, entry.outputs, entry.ids, strict=True)
     ]
+
+
+def has_id_column(db: sqlite3.Connection) -> bool:
+    """Whether this log's predictions table stores the served ids."""
+    return any(row[1] == _ID_COLUMN for row in db.execute("PRAGMA table_info(predictions)"))
+
+
+def new_ids(count: int) -> list[str]:
+    """Fresh prediction ids (random UUID4 hex: unguessable, unique across restarts)."""
+    return [uuid.uuid4().hex for _ in range(count)]
 
 
 class PredictionLog:
@@ -144,6 +164,9 @@ class PredictionLog:
         with sqlite3.connect(self.path) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            if not has_id_column(db):
+                db.execute(f"ALTER TABLE predictions ADD COLUMN {_ID_COLUMN} TEXT")
+            db.execute(_ID_INDEX)
         db.close()
         self._thread = threading.Thread(target=self._write_loop, name="prediction-log", daemon=True)
         self._thread.start()
@@ -165,9 +188,10 @@ class PredictionLog:
         version: str,
         inputs: list[dict[str, Any]],
         outputs: list[dict[str, Any]],
-    ) -> None:
-        """Queue one request's predictions; PredictionLogFull if no room came in time."""
-        entry = _Entry(_timestamp(datetime.now(UTC)), predictor, version, inputs, outputs)
+    ) -> list[str]:
+        """Queue one request's predictions, return their ids; PredictionLogFull if no room."""
+        ids = new_ids(len(inputs))
+        entry = _Entry(_timestamp(datetime.now(UTC)), predictor, version, inputs, outputs, ids)
         with self._lock:
             if not self._closing:
                 fits = self._has_room.wait_for(
@@ -191,7 +215,7 @@ class PredictionLog:
                     self._pending_rows += entry.rows
                     if len(self._queue) == 1 or self._queued_rows >= self.batch_size:
                         self._has_rows.notify()  # start the flush clock, or flush now
-                    return
+                    return ids
         log.warning("prediction log %s is closed; writing %s synchronously", self.path, predictor)
         db = sqlite3.connect(self.path, timeout=self.lock_timeout)
         try:
@@ -199,6 +223,7 @@ class PredictionLog:
                 db.executemany(_INSERT, _rows(entry))
         finally:
             db.close()
+        return ids
 
     def close(self, timeout: float | None = None) -> None:
         """Write what waits, stop the writer; back within `timeout` s (default close_timeout)."""
@@ -287,21 +312,24 @@ class PredictionLog:
 def read_predictions(
     path: Path | str, predictor: str, since: datetime | None = None
 ) -> pd.DataFrame:
-    """One row per served prediction: "ts" (UTC), "version", "label" and one column per feature."""
+    """One row per prediction: "id" (None before ids), "ts" (UTC), "version", "label", features."""
     path = Path(path)
     if not path.is_file():
         return pd.DataFrame({c: pd.Series(dtype=object) for c in _FIXED_COLUMNS})
-    query = "SELECT ts, version, label, inputs FROM predictions WHERE predictor = ?"
     params: list[str] = [predictor]
+    where = "predictor = ?"
     if since is not None:
-        query += " AND ts >= ?"
+        where += " AND ts >= ?"
         params.append(_timestamp(since if since.tzinfo else since.replace(tzinfo=UTC)))
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        id_column = _ID_COLUMN if has_id_column(db) else "NULL"  # a log from before the ids
+        query = f"SELECT ts, version, label, inputs, {id_column} FROM predictions WHERE {where}"
         rows = db.execute(query + " ORDER BY id", params).fetchall()
     db.close()
     features = pd.DataFrame([json.loads(r[3]) for r in rows], index=range(len(rows)))
     fixed = pd.DataFrame(
         {
+            "id": [r[4] for r in rows],
             "ts": pd.to_datetime([r[0] for r in rows], utc=True, format="ISO8601"),
             "version": [r[1] for r in rows],
             "label": [r[2] for r in rows],

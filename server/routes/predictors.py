@@ -1,4 +1,4 @@
-"""GET /v1/predictors and POST /v1/predict/{name}: the classical predictors over HTTP."""
+"""GET /v1/predictors, POST /v1/predict/{name} and its /feedback: the predictors over HTTP."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from models.predictors.feedback import (
+    BadLabel,
+    ConflictingLabels,
+    UnknownIds,
+    record_feedback,
+)
 from models.predictors.prediction_log import PredictionLogFull
 from models.predictors.schema import InvalidInput
 from server.deps import MetricsDep, PredictionLogDep, RegistryDep
 from server.errors import APIError
-from server.protocol import PredictRequest
+from server.protocol import FeedbackRequest, PredictRequest
 
 router = APIRouter()
 
@@ -44,7 +50,7 @@ def predict(
     for label, count in Counter(str(o["label"]) for o in outputs).items():
         metrics.predicted_class.labels(name, label).inc(count)
     try:
-        prediction_log.record(name, predictor.version, records, outputs)
+        ids = prediction_log.record(name, predictor.version, records, outputs)
     except PredictionLogFull as exc:
         metrics.predictor_requests.labels(name, "log_full").inc()
         raise APIError(
@@ -55,4 +61,23 @@ def predict(
             headers={"Retry-After": str(exc.retry_after)},
         ) from exc
     metrics.predictor_requests.labels(name, "ok").inc()
-    return {"model": name, "version": predictor.version, "predictions": outputs}
+    predictions = [{"id": i, **out} for i, out in zip(ids, outputs, strict=True)]
+    return {"model": name, "version": predictor.version, "predictions": predictions}
+
+
+@router.post("/predict/{name}/feedback")
+def feedback(
+    name: str, body: FeedbackRequest, registry: RegistryDep, prediction_log: PredictionLogDep
+) -> dict[str, Any]:
+    """True labels for served predictions: stored once, repeats are no-ops, changes are 409."""
+    predictor = registry.get(name)
+    items = [(item.id, item.label) for item in body.feedback]
+    try:
+        counts = record_feedback(prediction_log.path, name, predictor.classes, items)
+    except BadLabel as exc:
+        raise APIError(422, str(exc), param=exc.param, code="invalid_value") from exc
+    except UnknownIds as exc:
+        raise APIError(404, str(exc), param="feedback", code="prediction_not_found") from exc
+    except ConflictingLabels as exc:
+        raise APIError(409, str(exc), param="feedback", code="label_conflict") from exc
+    return {"object": "feedback", "model": name, **counts}

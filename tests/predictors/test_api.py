@@ -137,7 +137,7 @@ def test_artefact_fallback_and_nothing_lost_on_shutdown(trained: Trained, tmp_pa
     logged = read_predictions(log_file, "iris")
     assert len(logged) == 2 * len(iris)
     assert set(logged["version"]) == {trained.results["iris"]["version"]}
-    assert list(logged.columns[3:]) == [
+    assert list(logged.columns[4:]) == [
         "sepal_length",
         "sepal_width",
         "petal_length",

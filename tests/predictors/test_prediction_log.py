@@ -47,7 +47,8 @@ def test_every_record_is_written_by_close(tmp_path: Path) -> None:
     log.close()
     frame = read_predictions(path, "iris")
     assert len(frame) == 2_000
-    assert list(frame.columns) == ["ts", "version", "label", "x", "kind"]
+    assert list(frame.columns) == ["id", "ts", "version", "label", "x", "kind"]
+    assert frame["id"].notna().all() and frame["id"].is_unique
     assert set(frame["version"]) == {"7"} and set(frame["label"]) == {"setosa"}
     assert (frame["kind"] == "other").sum() == 1_000
     assert str(frame["ts"].dt.tz) == "UTC"
@@ -64,7 +65,7 @@ def test_since_filters_and_a_missing_file_reads_empty(tmp_path: Path) -> None:
     assert len(read_predictions(path, "iris", since=later - timedelta(hours=1))) == 1
     assert read_predictions(path, "iris", since=later).empty
     empty = read_predictions(tmp_path / "absent.db", "iris")
-    assert empty.empty and list(empty.columns) == ["ts", "version", "label"]
+    assert empty.empty and list(empty.columns) == ["id", "ts", "version", "label"]
     assert not (tmp_path / "absent.db").exists()
 
 
