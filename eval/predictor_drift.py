@@ -14,11 +14,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from eval import plots, report
+from eval.performance_drift import champion, performance
 from eval.settings import DriftSettings
 from eval.tabular_drift import MIN_ROWS, feature_tests, labels_test
 from eval.tracking import KIND_TAG, EvalError
-from eval.verdict import Check, Verdict, decide
+from eval.verdict import DRIFT, NO_DRIFT, Check, Verdict, decide
 from models.predictors.datasets import LABEL, load_training_frame
+from models.predictors.feedback import read_labelled
 from models.predictors.prediction_log import read_predictions
 from models.predictors.registry import ALIAS
 from models.predictors.train import REFERENCE_PREDICTIONS
@@ -65,6 +67,7 @@ class Comparison:
     current: pd.DataFrame
     against: dict[str, Any]
     predicted: pd.Series | None = None
+    performance: dict[str, Any] | None = None
 
 
 def compare(settings: DriftSettings, client: MlflowClient) -> Comparison:
@@ -107,8 +110,23 @@ def compare(settings: DriftSettings, client: MlflowClient) -> Comparison:
         )
         sizes["reference_predictions"] = len(predicted)
     tests += _target(settings, reference, skipped, sizes, against)
+    labelled = read_labelled(settings.prediction_log, settings.predictor, settings.since)
+    sizes["current_labelled"] = len(labelled)
+    found = performance(
+        labelled,
+        champion(settings.tracking_uri, settings.predictor) if len(labelled) else None,
+        settings.seed,
+    )
+    if found.skipped is not None:
+        skipped["performance"] = found.skipped
+    else:
+        against["performance"] = f"the {settings.predictor} champion on its held-out split"
+    tests += found.checks
     verdict = decide(tests, settings.alpha, sizes, skipped)
-    return Comparison(verdict, reference, current, against, predicted)
+    if found.checks and verdict.parts:
+        drifted = bool(verdict.drifted("performance"))
+        found.summary["verdict"] = DRIFT if drifted else NO_DRIFT
+    return Comparison(verdict, reference, current, against, predicted, found.summary)
 
 
 def _target(
@@ -200,6 +218,7 @@ def execute(settings: DriftSettings) -> dict[str, Any]:
             verdict,
             {"run_id": run.info.run_id, **found.against},
             figures,
+            performance=found.performance,
         )
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -216,6 +235,7 @@ def execute(settings: DriftSettings) -> dict[str, Any]:
         "drifted_features": drifted,
         "prediction_drift": bool(verdict.drifted("prediction")),
         "target_drift": bool(verdict.drifted("target")),
+        "performance_drift": bool(verdict.drifted("performance")),
         "reason": verdict.reason,
     }
     return {
@@ -223,5 +243,6 @@ def execute(settings: DriftSettings) -> dict[str, Any]:
         "status": "FINISHED",
         **verdict.as_json(),
         "reference": found.against,
+        "performance": found.performance,
         "drift": drift,
     }

@@ -62,8 +62,44 @@ def _part(part: Part, figure: Figure | None) -> str:
     )
 
 
+def _performance(summary: dict[str, Any] | None) -> str:
+    """The concept-drift section: each metric, reference vs live, with its 95 % interval."""
+    if not summary:
+        return ""
+    rows = ""
+    for metric in ("accuracy", "brier", "roc_auc"):
+        pair = summary.get(metric) or {}
+        cells = ""
+        for side in ("reference", "live"):
+            value = pair.get(side)
+            cells += (
+                f"<td>{_number(value['value'])} [{_number(value['ci_low'])}, "
+                f"{_number(value['ci_high'])}]</td>"
+                if value
+                else "<td>—</td>"
+            )
+        if pair:
+            rows += f"<tr><th>{metric}</th>{cells}</tr>"
+    reason = f"<p>{html.escape(summary['reason'])}</p>" if "reason" in summary else ""
+    return (
+        "<section id='performance'><h2>Performance (concept drift): "
+        f"{html.escape(str(summary.get('verdict', '')))}</h2>{reason}"
+        + (
+            "<table><tr><th>metric</th><th>reference (held-out) [95 % CI]</th>"
+            f"<th>live labelled window [95 % CI]</th></tr>{rows}</table>"
+            if rows
+            else ""
+        )
+        + "</section>"
+    )
+
+
 def render(
-    title: str, verdict: Verdict, reference: dict[str, Any], figures: dict[str, Figure]
+    title: str,
+    verdict: Verdict,
+    reference: dict[str, Any],
+    figures: dict[str, Figure],
+    performance: dict[str, Any] | None = None,
 ) -> str:
     """The page; `figures` maps "part:name" to its plot, `reference` says what was compared with."""
     colour = _COLOURS.get(verdict.verdict, "#8a6d00")
@@ -98,6 +134,7 @@ its adjusted p-value ≤ α = {verdict.alpha}.</p>
 <table><tr><th>part</th><th>name</th><th>test</th><th>statistic</th><th>p-value</th>
 <th>adjusted</th><th>n ref / cur</th><th></th></tr>{summary}</table>
 {f"<h2>Not tested</h2><ul>{skipped}</ul>" if skipped else ""}
+{_performance(performance)}
 <h2>Parts</h2>{sections}
 </body></html>
 """

@@ -107,12 +107,12 @@ def read_labelled(path: Path | str, predictor: str, since: datetime | None = Non
     path = Path(path)
     if not path.is_file():
         return pd.DataFrame(columns=columns)
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
         has_table = db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback'"
         ).fetchone()
         if not has_table or not has_id_column(db):
-            db.close()
             return pd.DataFrame(columns=columns)
         query = (
             "SELECT p.prediction_id, p.ts, p.label, p.probabilities, f.label FROM predictions p "
@@ -124,5 +124,6 @@ def read_labelled(path: Path | str, predictor: str, since: datetime | None = Non
             moment = since if since.tzinfo else since.replace(tzinfo=UTC)
             params.append(moment.astimezone(UTC).isoformat(timespec="microseconds"))
         rows = db.execute(query + " ORDER BY p.id", params).fetchall()
-    db.close()
+    finally:
+        db.close()
     return pd.DataFrame(rows, columns=columns)

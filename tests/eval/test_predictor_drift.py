@@ -14,7 +14,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from models.predictors.datasets import LABEL, load_split
-from models.predictors.prediction_log import PredictionLog
+from models.predictors.feedback import record_feedback
+from models.predictors.prediction_log import PredictionLog, read_predictions
 from models.predictors.registry import MODEL_FILE, load_skops
 from models.predictors.train import REFERENCE_PREDICTIONS
 from tests.eval.cli_helpers import eval_cli, eval_fails
@@ -166,3 +167,89 @@ def test_few_rows_are_insufficient_data_and_errors_exit_nonzero(
     assert code == 2 and "unknown predictor" in err
     code, err = eval_fails(["drift"], cwd=champion.folder)
     assert code == 2 and "either --predictor NAME or --llm" in err
+
+
+def _labelled_log(champion: Champion, path: Path, rows: pd.DataFrame, truth: list[str]) -> Path:
+    """Serve-like traffic with the champion's labels and probabilities, then feedback `truth`."""
+    features = rows.drop(columns=LABEL)
+    proba = champion.pipeline.predict_proba(features)
+    classes = [str(c) for c in champion.pipeline.classes_]
+    outputs = [
+        {
+            "label": classes[int(p.argmax())],
+            "probabilities": dict(zip(classes, p.tolist(), strict=True)),
+        }
+        for p in proba
+    ]
+    log = PredictionLog(path)
+    ids = log.record(
+        "churn", champion.version, json.loads(features.to_json(orient="records")), outputs
+    )
+    log.close()
+    record_feedback(path, "churn", classes, list(zip(ids, truth, strict=True)))
+    return path
+
+
+def test_true_feedback_keeps_performance_quiet(
+    champion: Champion, held_out: pd.DataFrame, tmp_path: Path
+) -> None:
+    """True labels as feedback: performance no_drift, accuracy/Brier/AUC with intervals, in HTML."""
+    html = tmp_path / "report.html"
+    truth = [str(v) for v in held_out[LABEL]]
+    code, result, err = _drift(
+        champion, _labelled_log(champion, tmp_path / "p.db", held_out, truth), "--html", str(html)
+    )
+    assert code == 0, err[-3000:]
+    performance = result["performance"]
+    assert performance["verdict"] == "no_drift", result["reason"]
+    assert result["drift"]["performance_drift"] is False
+    parts = {p["name"]: p for p in result["parts"] if p["part"] == "performance"}
+    assert set(parts) == {"accuracy", "brier"}
+    assert parts["accuracy"]["n_current"] == 600 and parts["accuracy"]["threshold"] == 0.05
+    live = performance["accuracy"]["live"]
+    assert live["ci_low"] < live["value"] < live["ci_high"]
+    for metric in ("accuracy", "brier", "roc_auc"):
+        ref, cur = performance[metric]["reference"], performance[metric]["live"]
+        assert (
+            cur["ci_low"] <= ref["value"] <= cur["ci_high"]
+            or ref["ci_low"] <= cur["value"] <= ref["ci_high"]
+        )
+    page = html.read_text()
+    assert "Performance (concept drift): no_drift" in page and "roc_auc" in page
+
+
+def test_wrong_feedback_is_performance_drift(
+    champion: Champion, held_out: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Feedback that flips a third of the true labels: performance drift, named in the verdict."""
+    classes = sorted({str(v) for v in held_out[LABEL]})
+    truth = [
+        next(c for c in classes if c != str(v)) if i % 3 == 0 else str(v)
+        for i, v in enumerate(held_out[LABEL])
+    ]
+    code, result, err = _drift(
+        champion, _labelled_log(champion, tmp_path / "p.db", held_out, truth)
+    )
+    assert code == 0, err[-3000:]
+    assert result["verdict"] == "drift" and result["performance"]["verdict"] == "drift"
+    assert result["drift"]["performance_drift"] is True
+    accuracy = next(p for p in result["parts"] if p["name"] == "accuracy")
+    assert accuracy["drifted"] and accuracy["statistic"] < 0
+    assert "performance accuracy" in result["reason"]
+
+
+def test_few_labels_leave_performance_insufficient(
+    champion: Champion, held_out: pd.DataFrame, tmp_path: Path
+) -> None:
+    """600 predictions but 10 labelled: the performance part is insufficient_data and skipped."""
+    path = _log(champion, tmp_path / "p.db", held_out)
+    ids = read_predictions(path, "churn")["id"].tolist()[:10]
+    truth = [str(v) for v in held_out[LABEL].head(10)]
+    record_feedback(
+        path, "churn", sorted(set(held_out[LABEL].astype(str))), list(zip(ids, truth, strict=True))
+    )
+    code, result, err = _drift(champion, path)
+    assert code == 0, err[-3000:]
+    assert result["performance"]["verdict"] == "insufficient_data"
+    assert "at least 30" in result["skipped"]["performance"]
+    assert result["sample_sizes"]["current_labelled"] == 10
