@@ -54,8 +54,8 @@ def configure(parser: argparse.ArgumentParser) -> Any:
 
 def _emit(result: Any) -> None:
     """The one JSON document on the last line of stdout."""
+    sys.stdout.write(json.dumps(result, default=str) + "\n")
     sys.stdout.flush()
-    print(json.dumps(result, default=str), flush=True)
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
@@ -134,5 +134,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"myllama models: {exc}", file=sys.stderr)
+        sys.stderr.write(f"myllama models: {exc}\n")  # one plain line, as the other commands
         return 2
