@@ -485,7 +485,6 @@ class LlamaEngine:
         if source is not None and self.config.prefix_cache and shared >= keep + MIN_SHARED_PREFIX:
             llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
             llc.llama_memory_seq_cp(self._memory, source.seq_id, slot.seq_id, -1, -1)
-            slot.cached = list(source.cached)
             keep = shared
         if not llc.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1):
             llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)

@@ -73,6 +73,7 @@ class Sampler:
         self.chain = _chain(params, n_vocab)
         self._n_vocab = n_vocab
         self._cur = np.zeros(n_vocab if self.grammar else 0, dtype=_TOKEN_DATA)
+        self._ids = np.arange(n_vocab if self.grammar else 0, dtype=np.int32)
         self._one = np.zeros(1, dtype=_TOKEN_DATA)
 
     def sample(self, ctx: llc.llama_context_p, index: int) -> int:
@@ -97,7 +98,7 @@ class Sampler:
 
     def _apply(self, logits: np.ndarray, samplers: tuple[int, ...]) -> int:
         cur = self._cur
-        cur["id"] = np.arange(self._n_vocab, dtype=np.int32)
+        cur["id"] = self._ids
         cur["logit"] = logits
         cur["p"] = 0.0
         array = self._array(cur)
