@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-EXTRAS ?= eval,ui,dev,bench
+EXTRAS ?= eval,ui,dev,bench,cluster
 
 .PHONY: install up serve train test lint bench chromium prometheus mlflow clean
 
