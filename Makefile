@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 EXTRAS ?= eval,ui,dev,bench,cluster
 
-.PHONY: install up serve train test lint bench chromium prometheus mlflow clean
+.PHONY: install up serve train test lint bench chromium prometheus postgres mlflow clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,13 @@ prometheus:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq prometheus >/dev/null; fi; }
 
-test: install chromium prometheus
+## Debian's PostgreSQL server: the MLflow-on-PostgreSQL test runs its own cluster (pg_ctl).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq postgresql >/dev/null; fi; }
+
+test: install chromium prometheus postgres
 	$(BIN)/pytest
 
 lint: install
