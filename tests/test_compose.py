@@ -1,4 +1,4 @@
-"""compose.yaml: ports on loopback unless MYLLAMA_BIND opts in (never MLflow); MLflow on PostgreSQL."""
+"""compose.yaml: ports on loopback unless MYLLAMA_BIND opts in (not MLflow); MLflow on Postgres."""
 
 from __future__ import annotations
 
