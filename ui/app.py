@@ -9,6 +9,7 @@ import gradio as gr
 from prompts.library import load_library
 from ui.chat import ChatTab
 from ui.client import ServerClient
+from ui.drift_tab import DriftTab
 from ui.predictors import build_predictor, predictor_specs
 from ui.settings import UISettings
 
@@ -27,7 +28,10 @@ def build_app(settings: UISettings) -> gr.Blocks:
         # Every tab has an elem_id: its button is "#<elem_id>-button", its panel "#<elem_id>".
         with gr.Tabs():
             with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
-                ChatTab(client, load_library()).build(demo)
+                chat = ChatTab(
+                    client, load_library(), settings.tracking_uri, settings.feedback_experiment
+                )
+                chat.build(demo)
             with gr.Tab("Predictors", id="predictors", elem_id="tab-predictors"):
                 reload = gr.Button("↻ Reload predictors", size="sm", elem_id="reload-predictors")
                 waiting = gr.Markdown(
@@ -58,5 +62,8 @@ def build_app(settings: UISettings) -> gr.Blocks:
                             name = str(spec["name"])
                             with gr.Tab(name.title(), id=f"tab-{name}", elem_id=f"tab-{name}"):
                                 build_predictor(client, spec)
+
+            with gr.Tab("Drift", id="drift", elem_id="tab-drift") as drift_tab:
+                DriftTab(settings.tracking_uri, settings.drift_experiment).build(drift_tab)
 
     return demo

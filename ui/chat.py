@@ -1,7 +1,8 @@
-"""The Chat tab: streaming answers, model and system-prompt pickers, sampling settings, Stop."""
+"""The Chat tab: streaming answers, retry/undo/edit/copy/like, saved conversations, Stop."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -10,12 +11,41 @@ from typing import Any
 import gradio as gr
 
 from prompts.library import SystemPrompt
+from ui import conversations, feedback
 from ui.client import AnswerStats, ModelCard, ServerClient
 from ui.errors import UserFacingError
 from ui.history import fit_history
+from ui.model_panel import describe
 
+log = logging.getLogger(__name__)
 NO_PROMPT = "(none: free text)"
 Message = dict[str, str]
+
+
+def _index(index: int | tuple[int, int]) -> int:
+    """A message index from an event (Gradio gives a pair for some layouts)."""
+    return index[0] if isinstance(index, tuple | list) else int(index)
+
+
+def _text(value: Any) -> str:
+    """The text of an edited message (a string, or Gradio's content blocks)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return str(value.get("text", value.get("content", "")))
+    return str(value)
+
+
+def last_exchange(history: list[Message]) -> tuple[list[Message], str]:
+    """The history before the last user message, and that message (as gr.ChatInterface pops)."""
+    i = len(history) - 1
+    while i >= 0 and history[i]["role"] == "assistant":
+        i -= 1
+    if i < 0:
+        return history, ""
+    return history[:i], history[i]["content"]
 
 
 def _pick(cards: list[ModelCard], wanted: str | None) -> ModelCard:
@@ -28,9 +58,17 @@ def _pick(cards: list[ModelCard], wanted: str | None) -> ModelCard:
 class ChatTab:
     """Builds the chat components and holds the client its handlers use."""
 
-    def __init__(self, client: ServerClient, library: dict[str, SystemPrompt]) -> None:
+    def __init__(
+        self,
+        client: ServerClient,
+        library: dict[str, SystemPrompt],
+        tracking_uri: str = "sqlite:///mlflow.db",
+        feedback_experiment: str = "myllama-chat-feedback",
+    ) -> None:
         self.client = client
         self.library = library
+        self.tracking_uri = tracking_uri
+        self.feedback_experiment = feedback_experiment
         self._stopped_at: dict[str, float] = {}  # browser session → when it last pressed Stop
 
     def stop(self, request: gr.Request) -> str:
@@ -41,13 +79,13 @@ class ChatTab:
     def _was_stopped(self, request: gr.Request, since: float) -> bool:
         return self._stopped_at.get(request.session_hash or "", 0.0) >= since
 
-    async def server_state(self, current: str | None) -> tuple[Any, str]:
-        """Model choices and a status line, fetched now (the server may have come up since)."""
+    async def server_state(self, current: str | None) -> tuple[Any, str, str]:
+        """Model choices, a status line and the model panel, fetched now (the server may be up)."""
         try:
             cards = await self.client.models()
             running = await self.client.running_requests()
         except UserFacingError as problem:
-            return gr.update(), f"**Not connected.** {problem.message}"
+            return gr.update(), f"**Not connected.** {problem.message}", describe(None)
         ids = [c.id for c in cards]
         value = current if current in ids else (ids[0] if ids else None)
         busy = sum(running.values())
@@ -55,7 +93,16 @@ class ChatTab:
             f"**Connected** to {self.client.base_url} · {len(ids)} model(s) · "
             f"{busy:.0f} request(s) running"
         )
-        return gr.update(choices=ids, value=value), status
+        panel = describe(next((c for c in cards if c.id == value), None))
+        return gr.update(choices=ids, value=value), status, panel
+
+    async def model_panel(self, model: str | None) -> str:
+        """The panel of the chosen model."""
+        try:
+            cards = await self.client.models()
+        except UserFacingError as problem:
+            return f"**Not connected.** {problem.message}"
+        return describe(next((c for c in cards if c.id == model), None))
 
     def choose_prompt(self, name: str) -> tuple[str, str]:
         """Fill the system-prompt text and description from the library."""
@@ -119,16 +166,125 @@ class ChatTab:
             else:
                 yield history, history, message, f"**Error:** {problem.message}"
 
+    async def retry(
+        self,
+        data: gr.RetryData,
+        history: list[Message],
+        model: str | None,
+        system: str,
+        temperature: float,
+        top_p: float,
+        max_tokens: float,
+        request: gr.Request,
+    ) -> AsyncIterator[tuple[list[Message], list[Message], str, str]]:
+        """Answer the last question again, in place of its answer (as gr.ChatInterface does)."""
+        del data  # the last exchange is the one retried, whichever answer's button it was
+        kept, question = last_exchange(history)
+        settings = (model, system, temperature, top_p, max_tokens)
+        async for update in self.respond(question, kept, *settings, request=request):
+            yield update
+
+    async def edit(
+        self,
+        data: gr.EditData,
+        history: list[Message],
+        model: str | None,
+        system: str,
+        temperature: float,
+        top_p: float,
+        max_tokens: float,
+        request: gr.Request,
+    ) -> AsyncIterator[tuple[list[Message], list[Message], str, str]]:
+        """Send the edited user message in place of the old one; what followed it goes."""
+        index = _index(data.index)
+        settings = (model, system, temperature, top_p, max_tokens)
+        async for update in self.respond(
+            _text(data.value), history[:index], *settings, request=request
+        ):
+            yield update
+
+    @staticmethod
+    def undo(
+        data: gr.UndoData, history: list[Message]
+    ) -> tuple[list[Message], list[Message], str, str]:
+        """Drop the last exchange; its question goes back into the input box."""
+        del data
+        kept, question = last_exchange(history)
+        return kept, kept, question, ""
+
+    def like(
+        self,
+        data: gr.LikeData,
+        history: list[Message],
+        model: str | None,
+        request: gr.Request,
+    ) -> str:
+        """Record a like or dislike of one answer in MLflow; the stats line says where."""
+        index = _index(data.index)
+        if data.liked not in (True, False) or not 0 <= index < len(history):
+            return "Feedback withdrawn in the page (what was recorded stays in MLflow)."
+        rated = feedback.Rated(
+            model=model or "?",
+            messages=history[:index],
+            answer=history[index]["content"],
+            liked=bool(data.liked),
+            user=request.username or "anonymous",
+            meta={},
+        )
+        try:
+            trace = feedback.record(self.tracking_uri, self.feedback_experiment, rated)
+        except Exception as exc:  # a store the UI cannot write to must not break the chat
+            log.warning("feedback not recorded: %s", exc)
+            return f"**Feedback not recorded:** {exc}"
+        verdict = "👍 like" if rated.liked else "👎 dislike"
+        return (
+            f"{verdict} recorded in MLflow (experiment `{self.feedback_experiment}`, "
+            f"trace `{trace}`)"
+        )
+
+    @staticmethod
+    def remember(
+        history: list[Message], saved: conversations.Saved, current: int | None
+    ) -> tuple[conversations.Saved, int | None, Any]:
+        """Save the conversation in the browser's list (newest first)."""
+        saved, current = conversations.save(saved, current, history)
+        return saved, current, gr.Dataset(samples=conversations.listing(saved))
+
+    @staticmethod
+    def reopen(
+        index: int, saved: conversations.Saved
+    ) -> tuple[list[Message], list[Message], int | None, str]:
+        """Open a saved conversation to read or continue it."""
+        messages = conversations.opened(saved, index)
+        return messages, messages, index if messages else None, ""
+
     def build(self, demo: gr.Blocks) -> None:
         """Lay out the tab inside the current Blocks and wire its events."""
         history = gr.State([])
+        saved = gr.BrowserState([], storage_key="myllama-conversations")
+        current = gr.State(None)  # index of the open conversation in `saved`, None: a new one
         with gr.Row(equal_height=True):
             model = gr.Dropdown(label="Model", choices=[], scale=3, elem_id="model-picker")
             refresh = gr.Button("↻ Check server", scale=1, elem_id="refresh-server")
         status = gr.Markdown("Checking the server…", elem_id="server-status")
         with gr.Row():
+            with gr.Column(scale=1, min_width=180):
+                new = gr.Button("＋ New chat", elem_id="new-chat")
+                listed = gr.Dataset(
+                    components=[gr.Textbox(visible=False)],
+                    samples=[],
+                    type="index",
+                    label="Saved conversations (this browser)",
+                    elem_id="saved-chats",
+                )
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(label="Conversation", height=440, elem_id="chatbot")
+                chatbot = gr.Chatbot(
+                    label="Conversation",
+                    height=440,
+                    elem_id="chatbot",
+                    editable="user",
+                    buttons=["copy", "copy_all"],
+                )
                 box = gr.Textbox(
                     placeholder="Ask something and press Enter",
                     show_label=False,
@@ -142,6 +298,8 @@ class ChatTab:
                     clear = gr.Button("Clear chat", elem_id="clear")
                 stats = gr.Markdown("", elem_id="chat-stats")
             with gr.Column(scale=2):
+                with gr.Accordion("Model", open=True):
+                    panel = gr.Markdown(describe(None), elem_id="model-panel")
                 names = [NO_PROMPT, *self.library]
                 pick = gr.Dropdown(label="System prompt (library)", choices=names, value=NO_PROMPT)
                 about = gr.Markdown(self.choose_prompt(NO_PROMPT)[1])
@@ -151,22 +309,42 @@ class ChatTab:
                 max_tokens = gr.Slider(16, 2048, value=256, step=16, label="Max tokens")
 
         pick.change(self.choose_prompt, inputs=pick, outputs=[system, about])
-        refresh.click(self.server_state, inputs=model, outputs=[model, status])
-        inputs = [box, history, model, system, temperature, top_p, max_tokens]
+        refresh.click(self.server_state, inputs=model, outputs=[model, status, panel])
+        model.change(self.model_panel, inputs=model, outputs=panel)
+        settings = [model, system, temperature, top_p, max_tokens]
         outputs = [chatbot, history, box, stats]
-        runs: list[dict[str, Any]] = [
-            # show_progress="hidden": the stats line shows progress; and Gradio's tracker would
-            # cover the partial answer with an "Error" badge once Stop cancels the stream.
-            trigger(
-                self.respond,
-                inputs=inputs,
-                outputs=outputs,
-                concurrency_limit=None,
-                show_progress="hidden",
-            )
+        memory: dict[str, Any] = {
+            "inputs": [history, saved, current],
+            "outputs": [saved, current, listed],
+        }
+        # show_progress="hidden": the stats line shows progress; and Gradio's tracker would
+        # cover the partial answer with an "Error" badge once Stop cancels the stream.
+        answer: dict[str, Any] = {
+            "outputs": outputs,
+            "concurrency_limit": None,
+            "show_progress": "hidden",
+        }
+        runs: list[Any] = [
+            trigger(self.respond, inputs=[box, history, *settings], **answer)
             for trigger in (box.submit, send.click)
         ]
-        stop.click(self.stop, outputs=stats, cancels=runs)
-        clear.click(lambda: ([], [], ""), outputs=[chatbot, history, stats], cancels=runs)
-        chatbot.clear(lambda: ([], ""), outputs=[history, stats], cancels=runs)
-        demo.load(self.server_state, inputs=model, outputs=[model, status])
+        runs.append(chatbot.retry(self.retry, inputs=[history, *settings], **answer))
+        runs.append(chatbot.edit(self.edit, inputs=[history, *settings], **answer))
+        for run in runs:
+            run.then(self.remember, **memory)
+        chatbot.undo(self.undo, inputs=history, outputs=outputs, cancels=runs).then(
+            self.remember, **memory
+        )
+        chatbot.like(self.like, inputs=[history, model], outputs=stats)
+        stop.click(self.stop, outputs=stats, cancels=runs).then(self.remember, **memory)
+        fresh: dict[str, Any] = {"outputs": [chatbot, history, current, stats], "cancels": runs}
+        for trigger in (clear.click, new.click, chatbot.clear):
+            trigger(lambda: ([], [], None, ""), **fresh)
+        listed.click(self.reopen, inputs=[listed, saved], **fresh)
+        demo.load(self.server_state, inputs=model, outputs=[model, status, panel])
+        gr.on(
+            [demo.load, saved.change],
+            lambda kept: gr.Dataset(samples=conversations.listing(kept)),
+            inputs=saved,
+            outputs=listed,
+        )

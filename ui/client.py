@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httpx
@@ -18,10 +18,11 @@ from ui.settings import UISettings
 
 @dataclass(frozen=True)
 class ModelCard:
-    """A model the server offers, with its context size."""
+    """A model the server offers, with its context size and the engine's facts (`meta`)."""
 
     id: str
     n_ctx: int
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,10 @@ class ServerClient:
     async def models(self) -> list[ModelCard]:
         """Models from /v1/models, with n_ctx from each card's meta."""
         data = (await self._request("GET", "/v1/models")).json()["data"]
-        return [ModelCard(m["id"], int(m.get("meta", {}).get("n_ctx", 2048))) for m in data]
+        return [
+            ModelCard(m["id"], int(m.get("meta", {}).get("n_ctx", 2048)), dict(m.get("meta", {})))
+            for m in data
+        ]
 
     async def predictors(self) -> list[dict[str, Any]]:
         """Predictor descriptions from /v1/predictors (name, version, input_schema, classes)."""
@@ -93,10 +97,15 @@ class ServerClient:
 
     async def predict(self, name: str, record: dict[str, Any]) -> Prediction:
         """One prediction from /v1/predict/{name}."""
-        body = (await self._request("POST", f"/v1/predict/{name}", {"inputs": [record]})).json()
-        first = body["predictions"][0]
-        probabilities = {str(k): float(v) for k, v in first["probabilities"].items()}
-        return Prediction(str(first["label"]), probabilities)
+        return (await self.predict_many(name, [record]))[0]
+
+    async def predict_many(self, name: str, records: list[dict[str, Any]]) -> list[Prediction]:
+        """Predictions for many records in one POST /v1/predict/{name} (all or a 422)."""
+        body = (await self._request("POST", f"/v1/predict/{name}", {"inputs": records})).json()
+        return [
+            Prediction(str(p["label"]), {str(k): float(v) for k, v in p["probabilities"].items()})
+            for p in body["predictions"]
+        ]
 
     async def running_requests(self) -> dict[str, float]:
         """The `myllama_requests_running` gauge from /metrics, by model."""

@@ -11,23 +11,39 @@ import openai
 class UserFacingError(Exception):
     """A failure (mostly of the server) with a message fit for the person using the UI."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        detail: str | None = None,
+        param: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.detail = detail  # the server's own message, without the UI's framing
+        self.param = param  # the envelope's `param`: the field the server named
 
 
-def _envelope_message(body: Any) -> str | None:
-    """The `message` of an error envelope (whole or already unwrapped), if there is one."""
+def _envelope_field(body: Any, key: str) -> str | None:
+    """One string field (`message`, `param`) of an error envelope, whole or already unwrapped."""
     if isinstance(body, dict):
         inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
+        if isinstance(inner, dict) and isinstance(inner.get(key), str):
+            return str(inner[key])
     return None
 
 
-def describe_status(status: int, detail: str | None, base_url: str) -> UserFacingError:
+def _envelope_message(body: Any) -> str | None:
+    """The `message` of an error envelope, if there is one."""
+    return _envelope_field(body, "message")
+
+
+def describe_status(
+    status: int, detail: str | None, base_url: str, param: str | None = None
+) -> UserFacingError:
     """A readable problem for an HTTP error status from the server."""
+    raw = detail
     detail = detail or "no details"
     if status == 401:
         text = (
@@ -44,7 +60,7 @@ def describe_status(status: int, detail: str | None, base_url: str) -> UserFacin
         text = f"The server is not ready yet (503): {detail}"
     else:
         text = f"The server answered with an error ({status}): {detail}"
-    return UserFacingError(text, status)
+    return UserFacingError(text, status, raw, param)
 
 
 def unreachable(base_url: str) -> UserFacingError:
@@ -63,7 +79,8 @@ def from_httpx(exc: httpx.HTTPError, base_url: str) -> UserFacingError:
         except ValueError:
             body = None
         detail = _envelope_message(body) or exc.response.text[:200] or None
-        return describe_status(exc.response.status_code, detail, base_url)
+        param = _envelope_field(body, "param")
+        return describe_status(exc.response.status_code, detail, base_url, param)
     if isinstance(exc, httpx.TimeoutException):
         return UserFacingError(f"The server at {base_url} did not answer in time.")
     return unreachable(base_url)

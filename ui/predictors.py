@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
+from ui import scoring
 from ui.client import ServerClient
 from ui.errors import UserFacingError
+
+_TRAINED = re.compile(r"seen in training: (-?[\d.eE+-]+) to (-?[\d.eE+-]+)")
+
+
+def start_value(schema: dict[str, Any]) -> Any:
+    """Where a field starts: the schema's `default` (the training median or mode) when the server
+    gives one; else, for a number, the middle of the training range its description names."""
+    if "default" in schema:
+        return schema["default"]
+    if "enum" in schema:
+        return None  # no mode known: the person chooses
+    found = _TRAINED.search(str(schema.get("description", "")))
+    if found is None:
+        return None
+    middle = (float(found.group(1)) + float(found.group(2))) / 2
+    return round(middle) if schema.get("type") == "integer" else round(middle, 3)
 
 
 def field_component(name: str, schema: dict[str, Any], elem_id: str) -> gr.Component:
@@ -16,7 +34,7 @@ def field_component(name: str, schema: dict[str, Any], elem_id: str) -> gr.Compo
 
     A dropdown for an enum (strings, or a 0/1 integer); otherwise a number box for a number or an
     integer, captioned with the server's description (and, for a `nullable` feature, that it may
-    be left empty). No minimum/maximum on the box: the server
+    be left empty). Each starts at `start_value`. No minimum/maximum on the box: the server
     checks ranges and names the field in its 422.
     """
     label = name.replace("_", " ").replace("-", " ")
@@ -24,11 +42,16 @@ def field_component(name: str, schema: dict[str, Any], elem_id: str) -> gr.Compo
     if schema.get("nullable"):  # missing in training too: the server imputes an empty field
         info = "; ".join([*([info] if info else []), "may be left empty if unknown"])
     if "enum" in schema:
-        # value=None: nothing preselected (Gradio would pick the first choice), the person chooses.
+        # value=None (no mode known): nothing preselected, where Gradio would pick the first.
         return gr.Dropdown(
-            choices=schema["enum"], value=None, label=label, info=info, elem_id=elem_id
+            choices=schema["enum"],
+            value=start_value(schema),
+            label=label,
+            info=info,
+            elem_id=elem_id,
         )
     return gr.Number(
+        value=start_value(schema),
         label=label,
         info=info,
         precision=0 if schema["type"] == "integer" else None,
@@ -78,6 +101,48 @@ def build_predictor(client: ServerClient, spec: dict[str, Any]) -> None:
         return f"### Predicted: {result.label}{confidence}", chart_frame(result.probabilities)
 
     button.click(predict, inputs=fields, outputs=[label, chart], concurrency_limit=None)
+    build_scoring(client, name, properties, [str(c) for c in spec.get("classes", [])])
+
+
+def build_scoring(
+    client: ServerClient, name: str, properties: dict[str, dict[str, Any]], classes: list[str]
+) -> None:
+    """Upload a CSV, score every row, show the first rows and offer the scored file."""
+    with gr.Accordion("Score a CSV file", open=False, elem_id=f"{name}-csv-panel"):
+        gr.Markdown(
+            f"A header naming every feature ({', '.join(properties)}); other columns are kept. "
+            f"Rows go to the server {scoring.BATCH_ROWS} at a time; a refused row gets its reason "
+            "in the `error` column."
+        )
+        upload = gr.File(label="CSV file", file_types=[".csv"], elem_id=f"{name}-csv")
+        run = gr.Button("Score the file", elem_id=f"{name}-score")
+        summary = gr.Markdown("", elem_id=f"{name}-score-status")
+        preview = gr.Dataframe(
+            label=f"First {scoring.PREVIEW_ROWS} rows",
+            interactive=False,
+            elem_id=f"{name}-scored-rows",
+        )
+        download = gr.DownloadButton(
+            "Download the scored CSV", visible=False, elem_id=f"{name}-scored-file"
+        )
+
+    async def score_file(path: str | None) -> tuple[str, pd.DataFrame | None, Any]:
+        """Read, score and write the file; a readable message instead of any failure."""
+        hidden = gr.DownloadButton(visible=False)
+        if not path:
+            return "Choose a CSV file first.", None, hidden
+        try:
+            frame = scoring.read_csv(path, properties)
+            scored = await scoring.score(client, name, frame, properties, classes)
+        except UserFacingError as problem:
+            return f"**Error:** {problem.message}", None, hidden
+        written = scoring.write_scored(scored, name)
+        shown = scored.frame.head(scoring.PREVIEW_ROWS)
+        return scored.summary(), shown, gr.DownloadButton(value=str(written), visible=True)
+
+    run.click(
+        score_file, inputs=upload, outputs=[summary, preview, download], concurrency_limit=None
+    )
 
 
 async def predictor_specs(client: ServerClient) -> tuple[list[dict[str, Any]], str | None]:

@@ -37,6 +37,19 @@ class UISettings(BaseSettings):
         default=30.0, gt=0, description="Seconds to wait for the server (connect and read)."
     )
     log_level: str = Field(default="info", description="Logging level of the UI.")
+    tracking_uri: str = Field(
+        default="sqlite:///mlflow.db",
+        description="MLflow store the Drift tab reads and chat feedback is written to.",
+    )
+    drift_experiment: str = Field(
+        default="myllama-drift",
+        description="MLflow experiment of `myllama eval drift` runs (the Drift tab lists them).",
+    )
+    feedback_experiment: str = Field(
+        default="myllama-chat-feedback",
+        description="MLflow experiment where a like/dislike of a chat answer is kept (a trace "
+        "of the exchange with a human assessment).",
+    )
     users: SecretStr | None = Field(
         default=None,
         description="Who may sign in to the UI: 'user:password' pairs separated by commas "

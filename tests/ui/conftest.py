@@ -33,10 +33,12 @@ SCREENSHOTS_TAKEN = pytest.StashKey[bool]()
 
 @dataclass(frozen=True)
 class Stack:
-    """The server and the UI under test."""
+    """The server and the UI under test, and the MLflow store and prediction log they use."""
 
     server_url: str
     ui_url: str
+    tracking_uri: str
+    prediction_log: Path
 
 
 def wait_for_predictors(server_url: str, timeout: float = 120.0) -> None:
@@ -49,7 +51,7 @@ def wait_for_predictors(server_url: str, timeout: float = 120.0) -> None:
         time.sleep(0.3)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Predictors trained by the real CLI into a temp store, the server, the UI with a login."""
     work = tmp_path_factory.mktemp("ui-stack")
@@ -67,6 +69,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     serve = ["serve", "--port", str(server_port), "--api-key", API_KEY, *store]
     serve += ["--prediction-log", str(work / "predictions.db")]
     ui = ["ui", "--port", str(ui_port), "--server-url", server_url, "--api-key", API_KEY]
+    ui += ["--tracking-uri", store[1]]
     ui_url = f"http://127.0.0.1:{ui_port}"
     logins = {"MYLLAMA_UI_USERS": f"someone:else,{UI_LOGIN[0]}:{UI_LOGIN[1]}"}
     with (
@@ -74,7 +77,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         running_myllama(ui, f"{ui_url}/", env=logins, log_name="ui"),
     ):
         wait_for_predictors(server_url)
-        yield Stack(server_url, ui_url)
+        yield Stack(server_url, ui_url, store[1], work / "predictions.db")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from models.predictors.schema import input_schema
-from ui.predictors import chart_frame, field_component
+from ui.predictors import chart_frame, field_component, start_value
 
 
 def test_enum_becomes_an_empty_dropdown_of_exactly_the_schema_values() -> None:
@@ -58,3 +58,21 @@ def test_a_nullable_feature_says_it_may_be_left_empty() -> None:
         kind = field_component("kind", properties["kind"], "k")
     assert total.info == "seen in training: 1.0 to 3.0; may be left empty if unknown"
     assert kind.info == "may be left empty if unknown"
+
+
+def test_fields_start_inside_the_training_data_never_at_zero() -> None:
+    """A schema `default` (median/mode) wins; else a number starts mid training range."""
+    train = pd.DataFrame({"age": [17, 90, 40], "width": [0.1, 2.5, 1.0], "label": ["a", "b", "a"]})
+    properties = input_schema(train)["properties"]
+    with gr.Blocks():
+        age = field_component("age", properties["age"], "a")
+        width = field_component("width", properties["width"], "w")
+        sex = field_component("sex", {"type": "string", "enum": ["F", "M"], "default": "M"}, "s")
+    assert age.value == 54 and width.value == 1.3  # (17 + 90) / 2 rounded; (0.1 + 2.5) / 2
+    assert sex.value == "M"
+    assert (
+        start_value({"type": "number", "default": 5.8, "description": "seen in training: 1 to 9"})
+        == 5.8
+    )
+    assert start_value({"type": "string", "enum": ["F", "M"]}) is None  # no mode known
+    assert start_value({"type": "number"}) is None
