@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from jinja2 import TemplateError
+from jinja2 import TemplateError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from models.errors import InvalidRequest
@@ -31,12 +31,22 @@ class ChatTemplate:
         self.source = source
         self._template = env.from_string(source)
         self._specials = {"bos_token": bos_token, "eos_token": eos_token}
+        self.uses_tools = "tools" in meta.find_undeclared_variables(env.parse(source))
 
-    def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
-        """Render a conversation into the model's prompt text."""
+    def render(
+        self,
+        messages: list[dict[str, Any]],
+        add_generation_prompt: bool = True,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """Render a conversation (and the tools, when given) into the model's prompt text."""
+        extra: dict[str, Any] = {} if tools is None else {"tools": tools}
         try:
             return self._template.render(
-                messages=messages, add_generation_prompt=add_generation_prompt, **self._specials
+                messages=messages,
+                add_generation_prompt=add_generation_prompt,
+                **self._specials,
+                **extra,
             )
         except TemplateError as exc:
             raise InvalidRequest(f"chat template rejected the messages: {exc}", "messages") from exc

@@ -7,6 +7,7 @@ from models.engine.base import (
     Finish,
     GenerationParams,
     Piece,
+    TokenLogprob,
     TokenStream,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "Finish",
     "GenerationParams",
     "Piece",
+    "TokenLogprob",
     "TokenStream",
 ]

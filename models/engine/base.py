@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -24,6 +25,7 @@ class GenerationParams:
     repeat_penalty: float = 1.0
     stop: tuple[str, ...] = ()
     json_schema: str | None = None  # canonical JSON Schema text the output must match
+    logprobs: int | None = None  # None: off; k in 0..20: the chosen token's and the top k's
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class EngineConfig:
     prefix_cache: bool = True
     max_tokens_default: int = 512
     watchdog_s: float = 60.0
+    speculative: bool = False  # prompt-lookup drafts for greedy requests
+    draft_tokens: int = 8  # the most draft tokens per slot and step
+    host_cache_mib: int = 256  # host RAM for KV of sequences that left their slot (0: off)
 
     def __post_init__(self) -> None:
         if self.n_batch < self.parallel:
@@ -49,10 +54,21 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token's log-probability (before sampling) and the likeliest alternatives."""
+
+    token: str
+    bytes: bytes
+    logprob: float
+    top: tuple[tuple[str, builtins.bytes, float], ...] = ()  # (token, bytes, logprob), best first
+
+
+@dataclass(frozen=True)
 class Piece:
-    """A piece of generated text (one or more tokens)."""
+    """A piece of generated text (one or more tokens), with their logprobs when asked for."""
 
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,11 @@ class EngineStats:
     rejected: int = 0
     decode_steps: int = 0  # llama_decode calls that succeeded
     decode_tokens: int = 0  # tokens in those batches (generated and prefilled)
+    drafted_tokens: int = 0  # prompt-lookup draft tokens verified
+    accepted_tokens: int = 0  # draft tokens the model agreed with
+    host_cache_tokens: int = 0  # prompt tokens restored from the host-RAM prompt cache
+    host_cache_bytes: int = 0
+    host_cache_entries: int = 0
 
 
 class TokenStream(Protocol):
@@ -107,13 +128,24 @@ class Engine(Protocol):
         """Static facts about the loaded model (file, size, context, settings)."""
         ...
 
-    def chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
-        """Render chat messages with the model's template and tokenize them (message text is
-        never parsed for control tokens). Slow for long prompts: call it off the event loop."""
+    def chat_prompt(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
+        """Render chat messages (and OpenAI-style tools, when the template knows them) with the
+        model's template and tokenize them (message text is never parsed for control tokens).
+        Slow for long prompts: call it off the event loop."""
+        ...
+
+    def supports_tools(self) -> bool:
+        """True when the model's chat template renders a `tools` list."""
         ...
 
     def text_prompt(self, text: str) -> list[int]:
         """Tokenize a completion prompt (plain text, BOS as the model wants)."""
+        ...
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """The text of token ids; InvalidRequest (param `tokens`) for an id outside the vocab."""
         ...
 
     async def submit(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp as llc
+import numpy as np
 
 from models.catalog import ModelSpec
 from models.chat_template import CHATML_TEMPLATE, ChatTemplate
@@ -28,8 +29,12 @@ from models.engine.base import (
     FinishReason,
     GenerationParams,
     Piece,
+    TokenLogprob,
 )
+from models.engine.logprobs import check_top, token_logprob
+from models.engine.prompt_cache import HostPromptCache
 from models.engine.sampling import Sampler
+from models.engine.speculative import Drafter
 from models.engine.text import StopTextAssembler
 from models.errors import (
     ContextLengthExceeded,
@@ -134,7 +139,10 @@ class _Slot:
     generated: int = 0
     last_token: int = -1
     logit_index: int = -1
-    assembler: StopTextAssembler | None = None
+    assembler: StopTextAssembler[TokenLogprob] | None = None
+    drafter: Drafter | None = None
+    released_at: float = 0.0  # when its last request ended (free slots are reused LRU)
+    draft: list[int] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -144,7 +152,7 @@ class _Entry:
     slot: _Slot
     tokens: list[int]
     start: int
-    logits: bool
+    rows: int  # the last `rows` tokens get logits (a drafting slot: its token and every draft)
 
 
 class LlamaEngine:
@@ -187,6 +195,8 @@ class LlamaEngine:
             eos_token=self._special_text(llc.llama_vocab_eos(self._vocab)),
         )
         self._slots = [_Slot(seq_id=i) for i in range(config.parallel)]
+        cache_bytes = config.host_cache_mib << 20
+        self._host = HostPromptCache(cache_bytes) if cache_bytes and config.prefix_cache else None
         self._incoming: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._waiting: deque[_Request] = deque()
         self._lock = threading.Lock()
@@ -242,19 +252,33 @@ class LlamaEngine:
 
     # ---- text ----------------------------------------------------------------
 
-    def chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
-        """Render messages with the model's template and tokenize them.
+    def supports_tools(self) -> bool:
+        """True when the model's chat template renders a `tools` list."""
+        return self._template.uses_tools
+
+    def chat_prompt(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
+        """Render messages (and tools, when the template knows them) and tokenize them.
 
         Only the template's own text is parsed for control tokens: message text is tokenized as
-        plain text, so `<|im_end|>` typed by a user can never forge a turn.
+        plain text, so `<|im_end|>` typed by a user can never forge a turn. Tool definitions and
+        tool calls are rendered by the template, so control-token text in them is refused.
         """
+        tools = tools if tools is not None and self._template.uses_tools else None
+        self._refuse_control_text(tools, [m.get("tool_calls") for m in messages])
         if any(_MARK.search(str(m.get("content") or "")) for m in messages):
             raise InvalidRequest("messages contain reserved characters U+E000/U+E001", "messages")
-        masked = [{**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)]
-        parts = _MARK.split(self._template.render(masked))
+        masked_ids = [
+            i for i, m in enumerate(messages) if m.get("content") or not m.get("tool_calls")
+        ]
+        masked = list(messages)
+        for i in masked_ids:
+            masked[i] = {**messages[i], "content": f"\ue000{i}\ue001"}
+        parts = _MARK.split(self._template.render(masked, tools=tools))
         found = [int(i) for i in parts[1::2]]
-        if sorted(found) != list(range(len(messages))):  # the template reshaped the text
-            return self._chat_prompt_checked(messages)
+        if sorted(found) != masked_ids:  # the template reshaped the text
+            return self._chat_prompt_checked(messages, tools)
         tokens = self._bos_unless(parts[0])
         for i, part in enumerate(parts):
             if i % 2:
@@ -264,14 +288,24 @@ class LlamaEngine:
                 tokens += self.tokenize(part, add_special=False, parse_special=True)
         return tokens
 
-    def _chat_prompt_checked(self, messages: list[dict[str, Any]]) -> list[int]:
+    def _chat_prompt_checked(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> list[int]:
         """Fallback for templates that transform the text: refuse control-token text outright."""
         plain = [str(m.get("content") or "") for m in messages]
         for text in plain:
             if self.tokenize(text, False, True) != self.tokenize(text, False, False):
                 raise InvalidRequest("messages contain the model's control tokens", "messages")
-        text = self._template.render(messages)
+        text = self._template.render(messages, tools=tools)
         return self._bos_unless(text) + self.tokenize(text, add_special=False)
+
+    def _refuse_control_text(self, *values: Any) -> None:
+        """Refuse control-token text in any string inside tools or tool calls."""
+        strings: list[str] = []
+        _collect_strings(values, strings)
+        text = "\n".join(strings)
+        if text and self.tokenize(text, False, True) != self.tokenize(text, False, False):
+            raise InvalidRequest("tools or tool calls contain the model's control tokens", "tools")
 
     def _bos_unless(self, text: str) -> list[int]:
         """[BOS] when the model wants one and the rendered text does not start with it."""
@@ -286,6 +320,16 @@ class LlamaEngine:
         if not text.strip() or not tokens:
             raise InvalidRequest("prompt must contain some text", "prompt")
         return tokens
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """The text of token ids (special tokens as their text)."""
+        bad = next((t for t in tokens if not 0 <= t < self._n_vocab), None)
+        if bad is not None:
+            raise InvalidRequest(
+                f"token id {bad} is not in the vocabulary (0 to {self._n_vocab - 1})", "tokens"
+            )
+        data = b"".join(self._piece(t, special=True) for t in tokens)
+        return data.decode(errors="replace")
 
     def tokenize(
         self, text: str, add_special: bool = True, parse_special: bool = True
@@ -360,6 +404,7 @@ class LlamaEngine:
         """Queue n generations of one prompt (the first prefills it, the others copy its cells);
         raises ContextLengthExceeded, QueueFull, InvalidRequest or EngineUnavailable at once."""
         loop = asyncio.get_running_loop()
+        check_top(params.logprobs)
         max_tokens = self.check_fit(len(prompt_tokens), params.max_tokens)
         if self.stalled_for() > self.config.watchdog_s:
             raise EngineUnavailable(
@@ -475,17 +520,26 @@ class LlamaEngine:
     def _place(self, request: _Request, free: list[_Slot]) -> None:
         """Put a request in the free slot that needs the least prefill."""
         last = len(request.prompt) - 1  # at least one prompt token is decoded for its logits
-        slot = max(free, key=lambda s: _common_prefix(s.cached, request.prompt))
+        slot = max(free, key=lambda s: (_common_prefix(s.cached, request.prompt), -s.released_at))
         keep = min(_common_prefix(slot.cached, request.prompt), last)
         if not self.config.prefix_cache:
             keep = 0
+        self._save_to_host(slot, keep)
         busy = [s for s in self._slots if s.request is not None and not s.pending]
         source = max(busy, key=lambda s: _common_prefix(s.cached, request.prompt), default=None)
         shared = min(_common_prefix(source.cached, request.prompt), last) if source else 0
-        if source is not None and self.config.prefix_cache and shared >= keep + MIN_SHARED_PREFIX:
+        key, saved = self._host.longest(request.prompt) if self._host else (-1, 0)
+        saved = min(saved, last)
+        reuse = self.config.prefix_cache
+        if reuse and source is not None and shared >= max(keep + MIN_SHARED_PREFIX, saved):
             llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
             llc.llama_memory_seq_cp(self._memory, source.seq_id, slot.seq_id, -1, -1)
             keep = shared
+        elif reuse and self._host is not None and saved >= keep + MIN_SHARED_PREFIX:
+            llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+            keep = saved if self._host.restore(self._ctx, key, slot.seq_id) is not None else 0
+            with self._lock:
+                self._stats.host_cache_tokens += keep
         if not llc.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1):
             llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
             keep = 0
@@ -496,10 +550,25 @@ class LlamaEngine:
         slot.request = request
         slot.generated = 0
         slot.assembler = StopTextAssembler(request.params.stop)
+        slot.draft = []
+        slot.drafter = None
+        if self.config.speculative and _greedy(request.params):
+            slot.drafter = Drafter(request.prompt, self.config.draft_tokens)
         with self._lock:
             self._stats.running += 1
             self._stats.prompt_tokens += len(request.prompt)
             self._stats.cached_prompt_tokens += keep
+
+    def _save_to_host(self, slot: _Slot, keep: int) -> None:
+        """Copy a slot's cells to the host cache before a new request overwrites past `keep`."""
+        host = self._host
+        if host is None or len(slot.cached) - keep < MIN_SHARED_PREFIX:
+            return
+        if not host.contains_prefix(slot.cached):
+            host.save(self._ctx, slot.seq_id, slot.cached)
+            with self._lock:
+                self._stats.host_cache_bytes = host.used_bytes
+                self._stats.host_cache_entries = len(host)
 
     def _step(self, active: list[_Slot]) -> None:
         """Decode one batch, then sample every slot that got logits.
@@ -523,24 +592,41 @@ class LlamaEngine:
                 if not slot.pending:
                     slot.request.prefilled = True
                 self._sample(slot)
+            slot.draft = []
 
     def _plan(self, active: list[_Slot]) -> list[_Entry]:
-        """A token for every generating slot first, then prefill chunks within n_batch."""
+        """A token for every generating slot first (with its draft, if any), then prefill
+        chunks within n_batch."""
         plan: list[_Entry] = []
-        n = 0
+        generating = [s for s in active if not s.pending]
+        n = len(generating)
         for slot in active:
             slot.logit_index = -1
-            if not slot.pending:
-                plan.append(_Entry(slot, [slot.last_token], len(slot.cached), True))
-                n += 1
+        for slot in generating:
+            slot.draft = self._draft(slot, self.config.n_batch - n)
+            n += len(slot.draft)
+            rows = 1 + len(slot.draft)
+            plan.append(_Entry(slot, [slot.last_token, *slot.draft], len(slot.cached), rows))
         for slot in active:
             budget = self.config.n_batch - n
             if not slot.pending or budget <= 0:
                 continue
             chunk, slot.pending = slot.pending[:budget], slot.pending[budget:]
-            plan.append(_Entry(slot, chunk, len(slot.cached), not slot.pending))
+            plan.append(_Entry(slot, chunk, len(slot.cached), 0 if slot.pending else 1))
             n += len(chunk)
         return plan
+
+    def _draft(self, slot: _Slot, budget: int) -> list[int]:
+        """Draft tokens for a generating slot: none past max_tokens, the context or the batch."""
+        request = slot.request
+        if slot.drafter is None or request is None:
+            return []
+        room = min(
+            budget,
+            request.max_tokens - slot.generated - 1,
+            self.n_ctx - len(slot.cached) - 2,
+        )
+        return slot.drafter.draft(room)
 
     def _decode(self, plan: list[_Entry]) -> int:
         """Load the planned tokens into the batch and decode; on success the slots keep them."""
@@ -552,9 +638,9 @@ class LlamaEngine:
                 batch.pos[n] = entry.start + i
                 batch.n_seq_id[n] = 1
                 batch.seq_id[n][0] = entry.slot.seq_id
-                batch.logits[n] = entry.logits and i == len(entry.tokens) - 1
+                batch.logits[n] = i >= len(entry.tokens) - entry.rows
                 n += 1
-            entry.slot.logit_index = n - 1 if entry.logits else -1
+            entry.slot.logit_index = n - entry.rows if entry.rows else -1
         batch.n_tokens = n
         rc = int(llc.llama_decode(self._ctx, batch))
         if rc == 0:
@@ -574,29 +660,68 @@ class LlamaEngine:
         slot.logit_index = -1
 
     def _sample(self, slot: _Slot) -> None:
-        """Sample the slot's next token and emit whatever text it completes."""
+        """Sample the slot's next token (and check its draft); emit the text they complete.
+
+        Row i of a drafting slot holds the logits after its i-th draft token: the sampled token
+        is kept, and the next row is read only while the sampled tokens equal the draft. The
+        cells of rejected draft tokens leave the KV cache.
+        """
         request = slot.request
-        assert request is not None and slot.assembler is not None
-        try:
-            token = request.sampler.sample(self._ctx, slot.logit_index)
-        except InvalidRequest as exc:
-            self._finish(slot, "error", str(exc))
-            return
+        assert request is not None
+        draft = slot.draft
+        accepted = 0
+        kept = len(slot.cached) - len(draft)  # cells up to the slot's last token
+        for i in range(len(draft) + 1):
+            try:
+                token = request.sampler.sample(self._ctx, slot.logit_index + i)
+            except InvalidRequest as exc:
+                self._finish(slot, "error", str(exc))
+                break
+            if not self._take(slot, request, token, slot.logit_index + i, kept + i):
+                break
+            if i == len(draft) or token != draft[i]:
+                break
+            accepted += 1
+        if draft:
+            rejected = len(draft) - accepted
+            if rejected:
+                llc.llama_memory_seq_rm(self._memory, slot.seq_id, len(slot.cached) - rejected, -1)
+                del slot.cached[-rejected:]
+            if slot.drafter is not None:
+                slot.drafter.update(len(draft), accepted)
+            with self._lock:
+                self._stats.drafted_tokens += len(draft)
+                self._stats.accepted_tokens += accepted
+
+    def _take(self, slot: _Slot, request: _Request, token: int, row: int, cells: int) -> bool:
+        """Emit one sampled token's text (`cells` precede it); False once the request ended."""
+        assert slot.assembler is not None
         if llc.llama_vocab_is_eog(self._vocab, token):
             self._finish(slot, "stop")
-            return
+            return False
         slot.generated += 1
         with self._lock:
             self._stats.generated_tokens += 1
-        text = slot.assembler.feed(self._piece(token))
-        if text:
-            request.emit(Piece(text))
+        entry = None
+        if request.params.logprobs is not None:
+            logits = np.ctypeslib.as_array(
+                llc.llama_get_logits_ith(self._ctx, row), (self._n_vocab,)
+            )
+            entry = token_logprob(logits, token, request.params.logprobs, self._piece)
+        text = slot.assembler.feed(self._piece(token), entry)
+        entries = slot.assembler.entries()
+        if text or entries:
+            request.emit(Piece(text, tuple(entries)))
         if slot.assembler.stopped:
             self._finish(slot, "stop")
-        elif slot.generated >= request.max_tokens or len(slot.cached) + 1 >= self.n_ctx:
+        elif slot.generated >= request.max_tokens or cells + 1 >= self.n_ctx:
             self._finish(slot, "length")
         else:
             slot.last_token = token
+            if slot.drafter is not None:
+                slot.drafter.extend([token])
+            return True
+        return False
 
     def _finish(self, slot: _Slot, reason: FinishReason, error: str | None = None) -> None:
         """End the slot's request; its KV stays cached for prefix reuse."""
@@ -604,10 +729,12 @@ class LlamaEngine:
         assert request is not None and slot.assembler is not None
         if reason in ("stop", "length"):
             tail = slot.assembler.flush()
-            if tail:
-                request.emit(Piece(tail))
+            entries = slot.assembler.entries()
+            if tail or entries:
+                request.emit(Piece(tail, tuple(entries)))
         slot.request = None
         slot.pending = []
+        slot.released_at = time.monotonic()
         with self._lock:
             self._stats.running -= 1
         self._close_request(request, reason, slot.generated, slot.reused, error)
@@ -664,6 +791,24 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _greedy(params: GenerationParams) -> bool:
+    """Requests whose drafts are checked by exact match: greedy and free of grammars."""
+    return params.temperature <= 0 and params.json_schema is None
+
+
+def _collect_strings(value: Any, out: list[str]) -> None:
+    """Every string (keys included) inside nested lists and dicts."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _collect_strings(key, out)
+            _collect_strings(item, out)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect_strings(item, out)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
