@@ -10,7 +10,7 @@ import pytest
 from llama_cpp import Llama
 
 from models.catalog import DEFAULT_MODEL
-from models.engine import EngineConfig, Finish, GenerationParams, Piece
+from models.engine import EngineConfig, Finish, GenerationParams, Piece, TokenLogprob
 from models.engine.llama_engine import LlamaEngine
 from models.engine.text import StopTextAssembler
 from models.errors import InvalidRequest
@@ -27,7 +27,7 @@ def engine() -> Iterator[LlamaEngine]:
 async def _collect(engine: LlamaEngine, prompt: list[int], params: GenerationParams) -> tuple:
     """Text, logprob entries and Finish of one generation."""
     [stream] = await engine.submit(prompt, params)
-    text, entries = "", []
+    text, entries = "", list[TokenLogprob]()
     async for event in stream:
         if isinstance(event, Piece):
             text += event.text
