@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cli_settings import add_settings_flags, load_settings
+from server.ray.settings import RaySettings
 from server.settings import ServerSettings
 
 
@@ -12,6 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the serve flags."""
     parser.add_argument("--config", help="YAML config file (same keys as the flags).")
     add_settings_flags(parser, ServerSettings)
+    add_settings_flags(parser.add_argument_group("Ray Serve (with --ray)"), RaySettings)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,6 +23,11 @@ def run(args: argparse.Namespace) -> int:
     from server.app import create_app
 
     settings = load_settings(ServerSettings, args)
+    ray_settings = load_settings(RaySettings, args)
+    if ray_settings.ray:
+        from server.ray.launch import serve_on_ray  # Ray is imported only when asked for
+
+        return serve_on_ray(settings, ray_settings)
     app = create_app(settings)
     uvicorn.run(
         app,

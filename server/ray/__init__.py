@@ -1,0 +1,1 @@
+"""The same app on Ray Serve: engine and predictor replicas behind our FastAPI app."""

@@ -1,0 +1,151 @@
+"""The Serve application: our FastAPI app as ingress, engine and predictor deployments behind it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from ray import serve
+from ray.serve import Application
+
+from models.catalog import ModelSpec, build_catalog
+from models.engine.base import EngineConfig
+from models.predictors.registry import PredictorRegistry
+from server.app import _engine_config, create_app
+from server.ray.engine_proxy import RemoteEngine
+from server.ray.metrics import ReplicaCollector
+from server.ray.predictors_proxy import remote_registry
+from server.ray.replicas import EngineReplica, PredictorsReplica
+from server.ray.settings import RaySettings
+from server.settings import ServerSettings
+
+APP_NAME = "myllama"
+INGRESS_MAX_ONGOING = 1024  # HTTP requests the app replica takes at once (Ray's default is 5)
+TOKENIZE_SLACK = 16  # unary calls (tokenize, info) an engine replica takes beside generations
+
+
+def engine_deployment_name(model_id: str) -> str:
+    """The Serve deployment of one model's engine replicas."""
+    return f"engine-{model_id}"
+
+
+class Ingress:
+    """The app replica: `create_app` with engines and predictors that call the deployments."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        engines: dict[str, Any],
+        predictors: Any | None,
+    ) -> None:
+        self.settings = settings
+        self.engines = engines
+        self.predictors = predictors
+
+    def engine(self, spec: ModelSpec, config: EngineConfig) -> RemoteEngine:
+        """The engine factory: a proxy to this model's deployment."""
+        return RemoteEngine(self.engines[spec.id], engine_deployment_name(spec.id))
+
+    def registry(self, settings: ServerSettings) -> PredictorRegistry:
+        """The predictor loader: cards from the predictors deployment, scoring there."""
+        if self.predictors is None:
+            return PredictorRegistry.disabled()
+        return remote_registry(self.predictors)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        """Serve asks for the ASGI app once the replica is constructed."""
+        app = create_app(self.settings, engine_factory=self.engine, predictor_loader=self.registry)
+        app.state.metrics.registry.register(ReplicaCollector(app.state.pool.unique))
+        return app
+
+
+def _absolute(settings: ServerSettings) -> ServerSettings:
+    """Relative paths and sqlite URIs made absolute: replicas may run in another directory."""
+    update: dict[str, Any] = {}
+    for name in ("predictors_dir", "prediction_log", "log_completions"):
+        value = getattr(settings, name)
+        if isinstance(value, Path) and not value.is_absolute():
+            update[name] = value.resolve()
+    uri = settings.tracking_uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        update["tracking_uri"] = prefix + str(Path(uri.removeprefix(prefix)).resolve())
+    update["model"] = [
+        str(Path(m).resolve()) if "=" not in m and Path(m).is_file() else m for m in settings.model
+    ]
+    return settings.model_copy(update=update)
+
+
+def engine_options(settings: ServerSettings, ray_settings: RaySettings) -> dict[str, Any]:
+    """Replicas, autoscaling and CPUs of an engine deployment."""
+    threads = settings.n_threads or os.cpu_count() or 1
+    options: dict[str, Any] = {
+        "ray_actor_options": {"num_cpus": threads},
+        "max_ongoing_requests": settings.parallel + settings.max_queue + TOKENIZE_SLACK,
+        "health_check_period_s": 5.0,
+        "health_check_timeout_s": 30.0,
+    }
+    low, high = ray_settings.replica_range()
+    if not ray_settings.autoscaling:
+        options["num_replicas"] = low
+        return options
+    options["autoscaling_config"] = {
+        "min_replicas": low,
+        "initial_replicas": max(low, 1),
+        "max_replicas": high,
+        "target_ongoing_requests": ray_settings.target_ongoing_requests or settings.parallel,
+        "upscale_delay_s": ray_settings.upscale_delay_s,
+        "downscale_delay_s": ray_settings.downscale_delay_s,
+        "look_back_period_s": ray_settings.autoscale_look_back_s,
+        "metrics_interval_s": 1.0,
+    }
+    return options
+
+
+def build_application(settings: ServerSettings, ray_settings: RaySettings) -> Application:
+    """The Serve application for these settings."""
+    settings = _absolute(settings)
+    specs = build_catalog(settings.models, settings.model, settings.tracking_uri)
+    config = _engine_config(settings)
+    engine: Any = serve.deployment(EngineReplica)
+    options = engine_options(settings, ray_settings)
+    engines = {
+        spec.id: engine.options(name=engine_deployment_name(spec.id), **options).bind(spec, config)
+        for spec in specs
+    }
+    predictors = None
+    if settings.load_predictors:
+        deployment: Any = serve.deployment(PredictorsReplica)
+        predictors = (
+            deployment.options(
+                name="predictors",
+                ray_actor_options={"num_cpus": ray_settings.predictor_cpus},
+                max_ongoing_requests=32,
+                autoscaling_config={
+                    "min_replicas": 1,
+                    "max_replicas": ray_settings.predictor_replicas_max,
+                    "target_ongoing_requests": 4,
+                    "upscale_delay_s": ray_settings.upscale_delay_s,
+                    "downscale_delay_s": ray_settings.downscale_delay_s,
+                },
+            )
+            .bind(settings.tracking_uri, settings.predictors_dir)
+        )
+    app: Any = serve.deployment(serve.ingress()(Ingress))
+    ingress = app.options(
+        name="app",
+        ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=INGRESS_MAX_ONGOING,
+    )
+    return ingress.bind(settings, engines, predictors)
+
+
+def cpus_needed(settings: ServerSettings, ray_settings: RaySettings) -> float:
+    """Ray CPUs the most replicas of every deployment ask for."""
+    specs = build_catalog(settings.models, settings.model, settings.tracking_uri)
+    threads = settings.n_threads or os.cpu_count() or 1
+    engines = len(specs) * ray_settings.replica_range()[1] * threads
+    predictors = ray_settings.predictor_replicas_max * ray_settings.predictor_cpus
+    return engines + (predictors if settings.load_predictors else 0.0)
