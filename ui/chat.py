@@ -236,7 +236,7 @@ class ChatTab:
         except Exception as exc:  # a store the UI cannot write to must not break the chat
             log.warning("feedback not recorded: %s", exc)
             return f"**Feedback not recorded:** {exc}"
-        verdict = "👍 like" if rated.liked else "👎 dislike"
+        verdict = "Like" if rated.liked else "Dislike"
         return (
             f"{verdict} recorded in MLflow (experiment `{self.feedback_experiment}`, "
             f"trace `{trace}`)"
@@ -267,9 +267,11 @@ class ChatTab:
             model = gr.Dropdown(label="Model", choices=[], scale=3, elem_id="model-picker")
             refresh = gr.Button("↻ Check server", scale=1, elem_id="refresh-server")
         status = gr.Markdown("Checking the server…", elem_id="server-status")
+        with gr.Accordion("Model details", open=True):
+            panel = gr.Markdown(describe(None), elem_id="model-panel")
         with gr.Row():
             with gr.Column(scale=1, min_width=180):
-                new = gr.Button("＋ New chat", elem_id="new-chat")
+                new = gr.Button("+ New chat", elem_id="new-chat")
                 listed = gr.Dataset(
                     components=[gr.Textbox(visible=False)],
                     samples=[],
@@ -298,8 +300,6 @@ class ChatTab:
                     clear = gr.Button("Clear chat", elem_id="clear")
                 stats = gr.Markdown("", elem_id="chat-stats")
             with gr.Column(scale=2):
-                with gr.Accordion("Model", open=True):
-                    panel = gr.Markdown(describe(None), elem_id="model-panel")
                 names = [NO_PROMPT, *self.library]
                 pick = gr.Dropdown(label="System prompt (library)", choices=names, value=NO_PROMPT)
                 about = gr.Markdown(self.choose_prompt(NO_PROMPT)[1])

@@ -28,24 +28,25 @@ def _size(n_bytes: Any) -> str:
     return f"{mib / 1024:.2f} GiB" if mib >= 1024 else f"{mib:.1f} MiB"
 
 
-def describe(card: ModelCard | None) -> str:
-    """The panel's Markdown table for one model (or a note when there is none)."""
-    if card is None:
-        return "*No model: the server is not reachable or offers none.*"
+def facts(card: ModelCard) -> dict[str, str]:
+    """What the panel says about one model, by label."""
     meta = card.meta
     params = meta.get("n_params")
-    rows = [
-        ("Model", f"`{card.id}`"),
-        ("Quantisation", quantisation(meta)),
-        ("Context", f"{card.n_ctx} tokens per request (trained on {meta.get('n_ctx_train', '?')})"),
-        (
-            "Slots",
-            f"{meta.get('parallel', '?')} answered at once, queue {meta.get('max_queue', '?')}",
-        ),
-        ("File", f"`{meta.get('file_name', '?')}` ({_size(meta.get('file_size'))})"),
-        ("SHA-256", f"`{meta.get('file_sha256', '?')}`"),
-        ("Parameters", f"{params / 1e6:.0f} M" if isinstance(params, int | float) else "?"),
-        ("Description", str(meta.get("description", "?"))),
-        ("GPU layers", str(meta.get("n_gpu_layers", "?"))),
-    ]
-    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return {
+        "Model": f"`{card.id}`",
+        "Quantisation": quantisation(meta),
+        "Context": f"{card.n_ctx} tokens per request (trained on {meta.get('n_ctx_train', '?')})",
+        "Slots": f"{meta.get('parallel', '?')} at once (queue {meta.get('max_queue', '?')})",
+        "Parameters": f"{params / 1e6:.0f} M" if isinstance(params, int | float) else "?",
+        "GPU layers": str(meta.get("n_gpu_layers", "?")),
+        "File": f"`{meta.get('file_name', '?')}` ({_size(meta.get('file_size'))})",
+        "SHA-256": f"`{meta.get('file_sha256', '?')}`",
+    }
+
+
+def describe(card: ModelCard | None) -> str:
+    """The panel's Markdown: the short facts on one line, the file and its hash on the next."""
+    if card is None:
+        return "*No model: the server is not reachable or offers none.*"
+    found = [f"**{k}:** {v}" for k, v in facts(card).items()]
+    return " · ".join(found[:6]) + "  \n" + " · ".join(found[6:])

@@ -137,7 +137,7 @@ def build_scoring(
         except UserFacingError as problem:
             return f"**Error:** {problem.message}", None, hidden
         written = scoring.write_scored(scored, name)
-        shown = scored.frame.head(scoring.PREVIEW_ROWS)
+        shown = scored.frame.head(scoring.PREVIEW_ROWS).round(4)
         return scored.summary(), shown, gr.DownloadButton(value=str(written), visible=True)
 
     run.click(

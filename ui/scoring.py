@@ -87,7 +87,7 @@ def to_records(frame: pd.DataFrame, properties: dict[str, dict[str, Any]]) -> li
     columns: dict[str, list[Any]] = {}
     for name, schema in properties.items():
         column = frame[name]
-        if schema.get("type") != "string" and column.dtype == object:
+        if schema.get("type") != "string" and not pd.api.types.is_numeric_dtype(column):
             numbers = pd.to_numeric(column, errors="coerce")
             column = numbers.astype(object).where(numbers.notna() | column.isna(), column)
         columns[name] = [_plain(v) for v in column.tolist()]
@@ -114,7 +114,9 @@ async def score(
             try:
                 answers = await client.predict_many(name, [records[i] for i in pending])
             except UserFacingError as problem:
-                where = _ROW_PARAM.match(problem.param or "") if problem.status == 422 else None
+                where = (
+                    _ROW_PARAM.match(problem.param or "") if problem.status in (400, 422) else None
+                )
                 if where is None or int(where.group(1)) >= len(pending):
                     raise
                 row = pending.pop(int(where.group(1)))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import API_KEY
 from tests.helpers import ROOT, free_port, running_myllama
@@ -103,3 +103,27 @@ def pytest_terminal_summary(
     """Name the screenshot folder at the end of every run that drove the browser, passing or not."""
     if config.stash.get(SCREENSHOTS_TAKEN, False):
         terminalreporter.write_line(f"UI screenshots: {ARTIFACTS}")
+
+
+def open_ui(browser: Browser, url: str) -> Page:
+    """A fresh page on the UI."""
+    page = browser.new_page(viewport={"width": 1280, "height": 960})
+    page.goto(url)
+    return page
+
+
+def sign_in(page: Page, user: str, password: str) -> None:
+    """Fill Gradio's login page and submit it."""
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+
+
+@pytest.fixture
+def page(chromium: Browser, stack: Stack) -> Iterator[Page]:
+    """The UI, signed in and connected to the server."""
+    page = open_ui(chromium, stack.ui_url)
+    sign_in(page, *UI_LOGIN)
+    expect(page.locator("#server-status")).to_contain_text("Connected", timeout=60_000)
+    yield page
+    page.close()

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.ui.conftest import ARTIFACTS, UI_LOGIN, Stack
-from tests.ui.test_browser import send, sign_in
+from tests.ui.conftest import ARTIFACTS, UI_LOGIN, Stack, sign_in
+from tests.ui.test_browser import send
 from ui.feedback import ASSESSMENT
 
 pytestmark = pytest.mark.browser
@@ -44,54 +44,62 @@ def bot_button(page: Page, label: str) -> None:
     page.locator("#chatbot").get_by_role("button", name=label, exact=True).last.click()
 
 
-def feedback_in_store(tracking_uri: str) -> list[tuple[object, str]]:
-    """(value, source) of every like/dislike the UI wrote to the store."""
+def feedback_in_store(tracking_uri: str) -> list[tuple[object, str, str]]:
+    """(verdict, who, answer) of every like/dislike the UI wrote to the store, oldest first."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name("myllama-chat-feedback")
     if found is None:
         return []
-    traces = client.search_traces(experiment_ids=[found.experiment_id])
+    traces = client.search_traces(locations=[found.experiment_id], order_by=["timestamp_ms ASC"])
     return [
-        (a.value, a.source.source_id)
+        (a.value, a.source.source_id, t.data.spans[0].outputs["answer"])
         for t in traces
         for a in t.info.assessments
         if a.name == ASSESSMENT
     ]
 
 
-def test_like_retry_edit_undo_copy(page: Page, stack: Stack) -> None:
-    """Each chatbot button does its job on the real model, the like lands in MLflow."""
+def test_like_retry_dislike_copy_edit_undo(page: Page, stack: Stack) -> None:
+    """Each chatbot button does its job on the real model; likes and dislikes land in MLflow.
+
+    Each action that answers again follows one that changed the stats line, so waiting for the
+    figures again waits for the new answer.
+    """
     before = len(feedback_in_store(stack.tracking_uri))
     send(page, "Name a colour.")
     answered(page, 1)
     stats = page.locator("#chat-stats")
 
     bot_button(page, "Like")
-    expect(stats).to_contain_text("like recorded in MLflow", timeout=60_000)
-    assert feedback_in_store(stack.tracking_uri)[before:] == [(True, UI_LOGIN[0])]
+    expect(stats).to_contain_text("Like recorded in MLflow", timeout=60_000)
+    (liked,) = feedback_in_store(stack.tracking_uri)[before:]
+    assert liked[:2] == (True, UI_LOGIN[0]) and liked[2].strip()
 
     bot_button(page, "Retry")  # a new answer to the same question replaces the old one
-    expect(stats).to_contain_text(FINAL, timeout=120_000)
-    expect(page.get_by_test_id("user")).to_have_count(1)
     answered(page, 1)
+    expect(page.get_by_test_id("user")).to_have_count(1)
+    assert page.get_by_test_id("user").last.inner_text() == "Name a colour."
+
+    bot_button(page, "Dislike")
+    expect(stats).to_contain_text("Dislike recorded in MLflow", timeout=60_000)
+    disliked = feedback_in_store(stack.tracking_uri)[-1]
+    assert disliked[:2] == (False, UI_LOGIN[0])
+    bot_button(page, "Copy message")  # the raw answer, as the server sent it
+    page.wait_for_function(
+        "async (want) => (await navigator.clipboard.readText()) === want", arg=disliked[2]
+    )
 
     page.get_by_test_id("user").last.hover()
     bot_button(page, "Edit")
-    editor = page.locator("#chatbot textarea")
-    editor.fill("Name a fruit.")
+    page.locator("#chatbot textarea").fill("Name a fruit.")
     bot_button(page, "Submit")
     expect(page.get_by_test_id("user").last).to_have_text("Name a fruit.", timeout=60_000)
     answered(page, 1)
     expect(page.get_by_test_id("user")).to_have_count(1)
+    page.screenshot(path=ARTIFACTS / "chat-actions.png", full_page=True)
 
-    text = page.get_by_test_id("bot").last.inner_text().strip()
-    bot_button(page, "Copy message")
-    copied = page.evaluate("navigator.clipboard.readText()")
-    assert copied.strip() == text
-
-    page.screenshot(path=ARTIFACTS / "chat.png", full_page=True)
     bot_button(page, "Undo")  # the exchange goes, its question comes back to the box
     expect(page.get_by_test_id("bot")).to_have_count(0)
     expect(page.locator("#chat-input textarea")).to_have_value("Name a fruit.")

@@ -93,12 +93,12 @@ def test_wrong_api_key_is_a_readable_401(server: Server) -> None:
         assert "refused the API key (401): Missing or invalid API key" in info.value.message
 
 
-def test_invalid_setting_is_a_readable_422_naming_the_field(client: ServerClient) -> None:
-    """An out-of-range temperature: a readable 422 naming the field."""
+def test_invalid_setting_is_a_readable_400_naming_the_field(client: ServerClient) -> None:
+    """An out-of-range temperature: a readable 400 naming the field."""
     with pytest.raises(UserFacingError) as info:
         asyncio.run(collect(client, temperature=5.0, top_p=1.0, max_tokens=4))
-    assert info.value.status == 422
-    assert "rejected the request (422): temperature:" in info.value.message
+    assert info.value.status == 400
+    assert "rejected the request (400): temperature:" in info.value.message
 
 
 def test_server_down_says_so() -> None:

@@ -7,7 +7,7 @@ import re
 
 from tests.conftest import Server
 from ui.client import ModelCard, ServerClient
-from ui.model_panel import describe, quantisation
+from ui.model_panel import describe, facts, quantisation
 
 
 def test_quantisation_comes_from_the_description_then_the_file_name() -> None:
@@ -22,14 +22,14 @@ def test_the_panel_shows_the_served_model_facts(server: Server) -> None:
     """From the real /v1/models: id, quantisation, context, slots, file and its SHA-256."""
     cards = asyncio.run(ServerClient(server.url, server.api_key, timeout=60).models())
     card = cards[0]
-    panel = describe(card)
     sha = card.meta["file_sha256"]
     assert re.fullmatch(r"[0-9a-f]{64}", sha)
-    rows = dict(re.findall(r"^\| (\w[\w -]*) \| (.*) \|$", panel, flags=re.M))
+    rows = facts(card)
+    assert all(f"**{k}:** {v}" in describe(card) for k, v in rows.items())
     assert rows["Model"] == f"`{card.id}`"
     assert rows["Quantisation"] == "Q4_1"  # the default SmolLM2-135M-Instruct GGUF
     assert rows["Context"].startswith("2048 tokens per request")
-    assert rows["Slots"].startswith("8 answered at once")  # the fixture's --parallel 8
+    assert rows["Slots"].startswith("8 at once")  # the fixture's --parallel 8
     assert rows["SHA-256"] == f"`{sha}`"
     assert card.meta["file_name"] in rows["File"]
 

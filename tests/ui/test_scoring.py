@@ -49,7 +49,10 @@ def test_a_stray_word_in_a_number_column_is_sent_as_text(tmp_path: Path) -> None
     to name, an empty cell is null."""
     path = tmp_path / "stray.csv"
     path.write_text("sepal_length,kind\n5.1,a\nabc,b\n,c\n")
-    properties = {"sepal_length": {"type": "number"}, "kind": {"type": "string", "enum": ["a"]}}
+    properties: dict[str, dict[str, Any]] = {
+        "sepal_length": {"type": "number"},
+        "kind": {"type": "string", "enum": ["a"]},
+    }
     records = scoring.to_records(scoring.read_csv(path, properties), properties)
     assert records == [
         {"sepal_length": 5.1, "kind": "a"},
@@ -82,7 +85,7 @@ def test_scoring_names_bad_rows_and_scores_the_rest(
     good = out[out["error"] == ""]
     assert (good["prediction"] == good["species"]).mean() > 0.9
     assert good[[f"p_{c}" for c in spec["classes"]]].sum(axis=1).round(6).eq(1).all()
-    assert out.loc[2, "prediction"] is None and out.loc[2, "error"] == done.bad[3]
+    assert pd.isna(out.loc[2, "prediction"]) and out.loc[2, "error"] == done.bad[3]
     summary = done.summary()
     assert summary.startswith("Scored 148 of 150 row(s). 2 row(s) refused")
     assert "row 3 (line 4): sepal_width" in summary
