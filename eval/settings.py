@@ -1,4 +1,10 @@
-"""Settings of `myllama eval run | tag-reference | drift` (flags and MYLLAMA_* variables)."""
+"""Settings of `myllama eval run | tag-reference | drift`: flags and MYLLAMA_EVAL_* variables.
+
+Only names that mean the same thing to every command are shared: MYLLAMA_SERVER_URL,
+MYLLAMA_API_KEY, MYLLAMA_TRACKING_URI, MYLLAMA_PREDICTION_LOG and MYLLAMA_LOG_COMPLETIONS (the
+files the server writes). So the server's MYLLAMA_MODEL (its GGUF list) never becomes the model
+an eval asks for (MYLLAMA_EVAL_MODEL).
+"""
 
 from __future__ import annotations
 
@@ -15,16 +21,22 @@ from models.predictors.tracking import DEFAULT_TRACKING_URI
 class EvalRunSettings(BaseSettings):
     """What `myllama eval run` can be told."""
 
-    model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="MYLLAMA_EVAL_", extra="ignore", populate_by_name=True
+    )
 
     prompts: str = Field(
         default="general",
         description="Prompt set: a shipped name (general, smoke) or a JSONL path.",
     )
     server_url: str = Field(
-        default="http://127.0.0.1:8000", description="The running server (with or without /v1)."
+        default="http://127.0.0.1:8000",
+        validation_alias="MYLLAMA_SERVER_URL",
+        description="The running server (with or without /v1).",
     )
-    api_key: SecretStr | None = Field(default=None, description="The server's API key, if any.")
+    api_key: SecretStr | None = Field(
+        default=None, validation_alias="MYLLAMA_API_KEY", description="The server's API key."
+    )
     model: str | None = Field(default=None, description="Model id (default: the server's).")
     system: str | None = Field(
         default=None, description="System message that replaces (or is added to) every prompt's."
@@ -48,7 +60,11 @@ class EvalRunSettings(BaseSettings):
         default=None,
         description="Reference RUN_ID, or 'latest' (default: latest run tagged reference).",
     )
-    tracking_uri: str = Field(default=DEFAULT_TRACKING_URI, description="MLflow tracking URI.")
+    tracking_uri: str = Field(
+        default=DEFAULT_TRACKING_URI,
+        validation_alias="MYLLAMA_TRACKING_URI",
+        description="MLflow tracking URI.",
+    )
     experiment: str = Field(default="myllama-eval", description="MLflow experiment name.")
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="Significance level.")
     permutations: int = Field(
@@ -80,15 +96,23 @@ class EvalRunSettings(BaseSettings):
 class TagReferenceSettings(BaseSettings):
     """What `myllama eval tag-reference` can be told (besides the run id)."""
 
-    model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="MYLLAMA_EVAL_", extra="ignore", populate_by_name=True
+    )
 
-    tracking_uri: str = Field(default=DEFAULT_TRACKING_URI, description="MLflow tracking URI.")
+    tracking_uri: str = Field(
+        default=DEFAULT_TRACKING_URI,
+        validation_alias="MYLLAMA_TRACKING_URI",
+        description="MLflow tracking URI.",
+    )
 
 
 class DriftSettings(BaseSettings):
     """What `myllama eval drift` can be told: a predictor's traffic, or the LLM's (--llm)."""
 
-    model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="MYLLAMA_EVAL_", extra="ignore", populate_by_name=True
+    )
 
     predictor: str | None = Field(
         default=None, description=f"Predictor: one of {', '.join(PREDICTOR_NAMES)}."
@@ -100,7 +124,9 @@ class DriftSettings(BaseSettings):
         default=None, description="Only traffic logged at or after this ISO date/time (UTC)."
     )
     prediction_log: Path = Field(
-        default=Path("predictions.db"), description="SQLite prediction log written by the server."
+        default=Path("predictions.db"),
+        validation_alias="MYLLAMA_PREDICTION_LOG",
+        description="SQLite prediction log written by the server.",
     )
     true_labels: Path | None = Field(
         default=None,
@@ -108,6 +134,7 @@ class DriftSettings(BaseSettings):
     )
     completions_log: Path = Field(
         default=Path("completions.db"),
+        validation_alias="MYLLAMA_LOG_COMPLETIONS",
         description="SQLite completions log written by `myllama serve --log-completions`.",
     )
     reference: str | None = Field(
@@ -120,7 +147,11 @@ class DriftSettings(BaseSettings):
     )
     seed: int = Field(default=0, description="Seed of the Monte Carlo / permutation draws.")
     html: Path | None = Field(default=None, description="Also write the HTML report here.")
-    tracking_uri: str = Field(default=DEFAULT_TRACKING_URI, description="MLflow tracking URI.")
+    tracking_uri: str = Field(
+        default=DEFAULT_TRACKING_URI,
+        validation_alias="MYLLAMA_TRACKING_URI",
+        description="MLflow tracking URI.",
+    )
     experiment: str = Field(default="myllama-drift", description="MLflow experiment name.")
 
     @field_validator("predictor")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -14,14 +14,23 @@ from models.catalog import build_catalog
 from models.completions_log import CompletionsLog
 from models.embedder import Embedder
 from models.engine import EngineConfig
-from models.engine.pool import EnginePool
+from models.engine.pool import EngineFactory, EnginePool, llama_engine
 from models.predictors.prediction_log import PredictionLog
 from models.predictors.registry import PredictorRegistry
 from server.auth import RequestGuard
-from server.errors import install_error_handlers
+from server.errors import install_error_handlers, openapi_document
 from server.http_metrics import HTTPMetrics
 from server.metrics import Metrics
-from server.routes import chat, completions, embeddings, ops, predictors
+from server.routes import (
+    chat,
+    completions,
+    embeddings,
+    messages,
+    ops,
+    predictors,
+    responses,
+    tokens,
+)
 from server.routes import models as model_routes
 from server.settings import ServerSettings
 
@@ -44,12 +53,18 @@ def _engine_config(settings: ServerSettings) -> EngineConfig:
     )
 
 
+PredictorLoader = Callable[[ServerSettings], PredictorRegistry]
+
+
+def load_registry(settings: ServerSettings) -> PredictorRegistry:
+    """The default predictor loader: champions (or artefacts) in this process."""
+    return PredictorRegistry.load(settings.tracking_uri, settings.predictors_dir)
+
+
 async def _load_predictors(app: FastAPI, settings: ServerSettings) -> None:
     """Load the champions (or artefacts) off the event loop."""
     try:
-        app.state.predictors = await asyncio.to_thread(
-            PredictorRegistry.load, settings.tracking_uri, settings.predictors_dir
-        )
+        app.state.predictors = await asyncio.to_thread(app.state.predictor_loader, settings)
     except Exception as exc:
         log.exception("loading the predictors failed")
         app.state.predictors_error = str(exc)
@@ -103,12 +118,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             app.state.pool.close()
 
 
-def create_app(settings: ServerSettings) -> FastAPI:
-    """Build the FastAPI app for these settings (nothing is read from the environment)."""
+def create_app(
+    settings: ServerSettings,
+    *,
+    engine_factory: EngineFactory = llama_engine,
+    predictor_loader: PredictorLoader = load_registry,
+) -> FastAPI:
+    """Build the FastAPI app for these settings (nothing is read from the environment).
+
+    The factories say where engines and predictors run: in this process by default, or
+    elsewhere (Ray replicas, a fake in unit tests) behind the same interfaces.
+    """
     app = FastAPI(title="My LLAMA", version="0.1.0", lifespan=lifespan)
     specs = build_catalog(settings.models, settings.model, settings.tracking_uri)
     app.state.settings = settings
-    app.state.pool = EnginePool(specs, _engine_config(settings), settings.default_model)
+    app.state.predictor_loader = predictor_loader
+    config = _engine_config(settings)
+    app.state.pool = EnginePool(specs, config, settings.default_model, engine_factory)
     app.state.ready = asyncio.Event()
     app.state.load_error = None
     app.state.started_at = int(time.time())
@@ -121,8 +147,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.add_middleware(RequestGuard, api_key=key, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(HTTPMetrics, metrics=app.state.metrics)  # outermost: sees 401s and 413s
     v1 = APIRouter(prefix="/v1")
-    for module in (chat, completions, embeddings, model_routes, predictors):
+    for module in (chat, completions, responses, messages, embeddings, model_routes, predictors):
         v1.include_router(module.router)
     app.include_router(v1)
+    app.include_router(tokens.router)
     app.include_router(ops.router)
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app

@@ -11,13 +11,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.errors import APIError, error_response
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+OPEN_PATHS = ("/health", "/metrics", "/docs", "/redoc", "/openapi.json")  # no key needed
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def _unauthorized() -> APIError:
     return APIError(
         401,
-        "Missing or invalid API key. Send 'Authorization: Bearer YOUR_KEY'.",
+        "Missing or invalid API key. Send 'Authorization: Bearer YOUR_KEY' (or 'x-api-key').",
         code="invalid_api_key",
         headers={"WWW-Authenticate": "Bearer"},
     )
@@ -49,8 +50,8 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        needs_key = self.api_key is not None and scope["path"].startswith("/v1")
-        if needs_key and not self._authorized(headers.get(b"authorization", b"")):
+        needs_key = self.api_key is not None and not scope["path"].startswith(OPEN_PATHS)
+        if needs_key and not self._authorized(headers):
             await error_response(_unauthorized())(scope, receive, send)
             return
         if scope["method"] not in BODY_METHODS:
@@ -69,10 +70,13 @@ class RequestGuard:
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def _authorized(self, header: bytes) -> bool:
-        scheme, _, token = header.partition(b" ")
+    def _authorized(self, headers: dict[bytes, bytes]) -> bool:
+        """A bearer token (OpenAI clients) or an x-api-key header (Anthropic clients)."""
         assert self.api_key is not None
-        return scheme.lower() == b"bearer" and secrets.compare_digest(token.strip(), self.api_key)
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        if scheme.lower() == b"bearer" and secrets.compare_digest(token.strip(), self.api_key):
+            return True
+        return secrets.compare_digest(headers.get(b"x-api-key", b"").strip(), self.api_key)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, or None as soon as it passes the limit."""

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models import errors as model_errors
+from server.protocol.common import ErrorDetail, ErrorResponse
 
 log = logging.getLogger(__name__)
+_REFUSED = re.compile(r"^([\w.]+) is not supported by this server")
 
 _MODEL_ERROR_STATUS: dict[type[model_errors.ModelError], tuple[int, str]] = {
     model_errors.ModelNotFound: (404, "invalid_request_error"),
@@ -70,19 +73,24 @@ def error_response(exc: APIError) -> JSONResponse:
     )
 
 
-def sse_error(exc: Exception) -> str:
-    """An error event for a stream that has already started."""
-    api = from_model_error(exc) if isinstance(exc, model_errors.ModelError) else None
-    if api is None:
-        api = (
-            exc
-            if isinstance(exc, APIError)
-            else APIError(500, "internal error", type="server_error")
-        )
-    return f"data: {json.dumps(envelope(api.message, api.type, api.param, api.code))}\n\n"
+def as_api_error(exc: Exception) -> APIError:
+    """Any exception as the APIError it is answered with (a bug: a bare 500, logged)."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, model_errors.ModelError):
+        return from_model_error(exc)
+    log.error("unhandled error in a stream", exc_info=exc)
+    return APIError(500, "Internal server error; see the server log.", type="server_error")
+
+
+def error_body(exc: Exception) -> dict[str, Any]:
+    """The envelope of any exception, for an error event inside a stream."""
+    api = as_api_error(exc)
+    return envelope(api.message, api.type, api.param, api.code)
 
 
 def _validation_error(exc: RequestValidationError) -> APIError:
+    """A body that does not parse, or breaks a rule: 400 invalid_request_error naming the field."""
     first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
     if first.get("type") == "json_invalid":
         return APIError(
@@ -90,10 +98,51 @@ def _validation_error(exc: RequestValidationError) -> APIError:
         )
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     param = ".".join(loc) or None
-    message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+    if first.get("type") == "extra_forbidden":
+        return APIError(
+            400,
+            f"{param}: unknown field; this server does not support it (see the README's list)",
+            param=param,
+            code="unsupported_field",
+        )
+    text = str(first.get("msg")).removeprefix("Value error, ")
+    refused = _REFUSED.match(text)
+    if param is None and refused:  # a field refused by name (see protocol.common.refuse)
+        param = refused.group(1)
+    message = f"{param}: {text}" if param else text
     if len(exc.errors()) > 1:
         message += f" (and {len(exc.errors()) - 1} more problems)"
-    return APIError(422, message, param=param, code="invalid_value")
+    code = "unsupported_field" if "not supported by this server" in text else "invalid_value"
+    return APIError(400, message, param=param, code=code)
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the error envelope (400, not 422) on every operation."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ErrorDetail, ErrorResponse):
+        schemas[model.__name__] = model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+    envelope_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            if answers.pop("422", None) is not None:
+                answers["400"] = {
+                    "description": "Invalid request",
+                    "content": {"application/json": {"schema": envelope_ref}},
+                }
+            answers["default"] = {
+                "description": "Any other error, in the same envelope",
+                "content": {"application/json": {"schema": envelope_ref}},
+            }
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    app.openapi_schema = document
+    return document
 
 
 def install_error_handlers(app: FastAPI) -> None:

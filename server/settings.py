@@ -118,6 +118,12 @@ class ServerSettings(BaseSettings):
     request_timeout: float = Field(
         default=600.0, gt=0, description="Seconds a generation may run before it ends with 504."
     )
+    sse_keepalive: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds of silence after which a stream sends a keep-alive comment (e.g. "
+        "while it waits in the queue).",
+    )
     watchdog_s: float = Field(
         default=60.0,
         gt=0,

@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from models.catalog import ModelSpec
-from models.engine.base import EngineConfig
-from models.engine.llama_engine import LlamaEngine
+from models.engine.base import Engine, EngineConfig
 from models.errors import ModelNotFound
 
 log = logging.getLogger(__name__)
+
+EngineFactory = Callable[[ModelSpec, EngineConfig], Engine]
+
+
+def llama_engine(spec: ModelSpec, config: EngineConfig) -> Engine:
+    """The default factory: a llama.cpp engine in this process."""
+    from models.engine.llama_engine import LlamaEngine  # llama.cpp loads only when used
+
+    return LlamaEngine(spec, config)
 
 
 class EnginePool:
     """Loads every model of the catalog and finds an engine by name."""
 
-    def __init__(self, specs: list[ModelSpec], config: EngineConfig, default_model: str) -> None:
+    def __init__(
+        self,
+        specs: list[ModelSpec],
+        config: EngineConfig,
+        default_model: str,
+        factory: EngineFactory = llama_engine,
+    ) -> None:
         for spec in specs:
             spec.gguf_path()  # fail fast on a missing file, before any weights load
+        self.factory = factory
         self.specs = specs
         self.config = config
         names = {name for spec in specs for name in (spec.id, *spec.aliases)}
@@ -27,7 +43,7 @@ class EnginePool:
             )
             default_model = specs[0].id
         self.default_model = default_model
-        self.engines: dict[str, LlamaEngine] = {}
+        self.engines: dict[str, Engine] = {}
         self._closed = False
 
     def load(self) -> None:
@@ -35,11 +51,11 @@ class EnginePool:
         for spec in self.specs:
             if self._closed:
                 return
-            engine = LlamaEngine(spec, self.config)
+            engine = self.factory(spec, self.config)
             for name in (spec.id, *spec.aliases):
                 self.engines[name] = engine
 
-    def get(self, name: str | None) -> LlamaEngine:
+    def get(self, name: str | None) -> Engine:
         """The engine serving `name` (or the default model)."""
         key = name or self.default_model
         engine = self.engines.get(key)
@@ -48,7 +64,7 @@ class EnginePool:
             raise ModelNotFound(f"The model {key!r} does not exist. Available models: {known}.")
         return engine
 
-    def unique(self) -> list[LlamaEngine]:
+    def unique(self) -> list[Engine]:
         """Each loaded engine once."""
         return list({id(e): e for e in self.engines.values()}.values())
 

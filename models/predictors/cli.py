@@ -19,13 +19,18 @@ STEPS = 5  # load, fit, evaluate, MLflow, artefact (see train.train)
 class TrainSettings(BaseSettings):
     """Everything `myllama train` can be told."""
 
-    model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="MYLLAMA_TRAIN_", extra="ignore", populate_by_name=True
+    )
 
     tracking_uri: str = Field(
-        default=DEFAULT_TRACKING_URI, description="MLflow tracking URI for the predictors."
+        default=DEFAULT_TRACKING_URI,
+        validation_alias="MYLLAMA_TRACKING_URI",
+        description="MLflow tracking URI for the predictors.",
     )
     predictors_dir: Path = Field(
         default=Path("artifacts/predictors"),
+        validation_alias="MYLLAMA_PREDICTORS_DIR",
         description="Where the trained artefacts are saved (the server's fallback).",
     )
     log_level: str = Field(default="warning", description="Logging level.")

@@ -12,7 +12,7 @@ from models.embedder import EmbedderUnavailable
 from models.errors import ModelNotFound
 from server.deps import EmbedderDep
 from server.errors import APIError
-from server.protocol import EmbeddingRequest
+from server.protocol.embeddings import Embedding, EmbeddingList, EmbeddingRequest, EmbeddingUsage
 
 router = APIRouter()
 
@@ -24,7 +24,7 @@ def _encode(vector: Any, fmt: str) -> list[float] | str:
 
 
 @router.post("/embeddings")
-async def create_embeddings(body: EmbeddingRequest, embedder: EmbedderDep) -> dict[str, Any]:
+async def create_embeddings(body: EmbeddingRequest, embedder: EmbedderDep) -> EmbeddingList:
     """Embed one string or a list of strings."""
     if not embedder.accepts(body.model):
         raise ModelNotFound(
@@ -45,12 +45,11 @@ async def create_embeddings(body: EmbeddingRequest, embedder: EmbedderDep) -> di
         tokens = await asyncio.to_thread(embedder.count_tokens, texts)
     except EmbedderUnavailable as exc:
         raise APIError(501, str(exc), type="server_error", code=exc.code) from exc
-    return {
-        "object": "list",
-        "data": [
-            {"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
+    return EmbeddingList(
+        data=[
+            Embedding(index=i, embedding=_encode(v, body.encoding_format))
             for i, v in enumerate(vectors)
         ],
-        "model": embedder.model_id,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
+        model=embedder.model_id,
+        usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+    )

@@ -18,7 +18,7 @@ from models.predictors.prediction_log import PredictionLogFull
 from models.predictors.schema import InvalidInput
 from server.deps import MetricsDep, PredictionLogDep, RegistryDep
 from server.errors import APIError
-from server.protocol import FeedbackRequest, PredictRequest
+from server.protocol.predictors import FeedbackRequest, PredictRequest
 
 router = APIRouter()
 
@@ -44,7 +44,7 @@ def predict(
         records = predictor.validate(body.inputs)
     except InvalidInput as exc:
         metrics.predictor_requests.labels(name, "invalid").inc()
-        raise APIError(422, str(exc), param=exc.param, code="invalid_value") from exc
+        raise APIError(400, str(exc), param=exc.param, code="invalid_value") from exc
     outputs = predictor.predict(records)
     metrics.predictor_latency.labels(name).observe(time.perf_counter() - started)
     for label, count in Counter(str(o["label"]) for o in outputs).items():
@@ -75,7 +75,7 @@ def feedback(
     try:
         counts = record_feedback(prediction_log.path, name, predictor.classes, items)
     except BadLabel as exc:
-        raise APIError(422, str(exc), param=exc.param, code="invalid_value") from exc
+        raise APIError(400, str(exc), param=exc.param, code="invalid_value") from exc
     except UnknownIds as exc:
         raise APIError(404, str(exc), param="feedback", code="prediction_not_found") from exc
     except ConflictingLabels as exc:

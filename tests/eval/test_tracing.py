@@ -25,7 +25,7 @@ def _eval(server: Server, store: str, work: Path, *extra: str) -> str:
 
 def test_eval_run_with_trace_records_each_request(server: Server, tmp_path: Path) -> None:
     """Two prompts, two traces: each a streamed chat span with the prompt in and the answer out,
-    linked to the eval run (tracing is opt-in: off unless --trace or MYLLAMA_TRACE)."""
+    linked to the eval run (tracing is opt-in: off unless --trace or MYLLAMA_EVAL_TRACE)."""
     assert EvalRunSettings().trace is False
     store = f"sqlite:///{tmp_path}/mlflow.db"
     run_id = _eval(server, store, tmp_path, "--trace")

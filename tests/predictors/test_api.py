@@ -79,7 +79,7 @@ def test_unknown_values_are_imputed_as_in_training(
     assert len(served) == len(unknown) > 100
     assert served == pytest.approx(expected.tolist())
     good = feature_records(test.dropna().head(1))[0]
-    error = error_of(predict(predictor_server, "income", [{**good, "age": None}]), 422)
+    error = error_of(predict(predictor_server, "income", [{**good, "age": None}]), 400)
     assert error["param"] == "inputs[0].age" and "null is not allowed" in error["message"]
 
 
@@ -87,24 +87,24 @@ def test_bad_inputs_answer_422_naming_the_field(predictor_server: Server) -> Non
     """Wrong category (allowed values shown), type, range; unknown, missing, empty inputs."""
     good = feature_records(load_split("income").test.head(1))[0]
     error = error_of(
-        predict(predictor_server, "income", [good, {**good, "workclass": "Pirate"}]), 422
+        predict(predictor_server, "income", [good, {**good, "workclass": "Pirate"}]), 400
     )
     assert error["param"] == "inputs[1].workclass" and error["code"] == "invalid_value"
     assert "Pirate" in error["message"] and "'Private'" in error["message"]
-    error = error_of(predict(predictor_server, "income", [{**good, "age": "old"}]), 422)
+    error = error_of(predict(predictor_server, "income", [{**good, "age": "old"}]), 400)
     assert error["param"] == "inputs[0].age"
-    error = error_of(predict(predictor_server, "income", [{**good, "hours_per_week": 1000}]), 422)
+    error = error_of(predict(predictor_server, "income", [{**good, "hours_per_week": 1000}]), 400)
     assert error["param"] == "inputs[0].hours_per_week" and "range" in error["message"]
-    error = error_of(predict(predictor_server, "income", [{**good, "fnlwgt": 1}]), 422)
+    error = error_of(predict(predictor_server, "income", [{**good, "fnlwgt": 1}]), 400)
     assert error["param"] == "inputs[0].fnlwgt" and "unknown" in error["message"]
     missing = {k: v for k, v in good.items() if k != "sex"}
-    assert error_of(predict(predictor_server, "income", [missing]), 422)["param"] == "inputs[0].sex"
-    assert error_of(predict(predictor_server, "iris", []), 422)["param"] == "inputs"
-    assert error_of(predict(predictor_server, "iris", ["x"]), 422)["param"] == "inputs[0]"
+    assert error_of(predict(predictor_server, "income", [missing]), 400)["param"] == "inputs[0].sex"
+    assert error_of(predict(predictor_server, "iris", []), 400)["param"] == "inputs"
+    assert error_of(predict(predictor_server, "iris", ["x"]), 400)["param"] == "inputs[0]"
     no_inputs = httpx.post(
         f"{predictor_server.v1}/predict/iris", json={}, headers=predictor_server.headers()
     )
-    assert error_of(no_inputs, 422)["param"] == "inputs"
+    assert error_of(no_inputs, 400)["param"] == "inputs"
 
 
 def test_unknown_predictor_and_auth(predictor_server: Server) -> None:

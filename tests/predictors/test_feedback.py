@@ -69,7 +69,7 @@ def test_ids_are_served_logged_and_take_feedback_once(trained: Trained, tmp_path
 
 
 def test_bad_feedback_answers_4xx_and_stores_nothing(trained: Trained, tmp_path: Path) -> None:
-    """Unknown ids 404 listing them, a label not in the classes 422 naming the field, bounds."""
+    """Unknown ids 404 listing them, a label not in the classes 400 naming the field, bounds."""
     log_file = tmp_path / "predictions.db"
     with serving(trained.tracking_uri, trained.predictors_dir, log_file) as server:
         wait_for_predictors(server)
@@ -99,16 +99,16 @@ def test_bad_feedback_answers_4xx_and_stores_nothing(trained: Trained, tmp_path:
                 "income",
                 [{"id": ids[0], "label": "<=50K"}, {"id": ids[1], "label": "rich"}],
             ),
-            422,
+            400,
         )
         assert bad["param"] == "feedback[1].label" and "rich" in bad["message"]
-        assert error_of(feedback(server, "income", []), 422)["type"] == "invalid_request_error"
+        assert error_of(feedback(server, "income", []), 400)["type"] == "invalid_request_error"
         too_many = [{"id": ids[0], "label": ">50K"}] * 1001
-        assert error_of(feedback(server, "income", too_many), 422)
+        assert error_of(feedback(server, "income", too_many), 400)
         missing = httpx.post(
             f"{server.v1}/predict/income/feedback", json={"labels": []}, headers=server.headers()
         )
-        assert error_of(missing, 422)["param"]
+        assert error_of(missing, 400)["param"]
         assert error_of(feedback(server, "nosuch", [{"id": ids[0], "label": "x"}]), 404)
     assert read_labelled(log_file, "income").empty
 

@@ -64,7 +64,7 @@ def drive_traffic(server: Server) -> None:
     )
     assert ok.status_code == 200, ok.text
     bad = httpx.post(f"{server.v1}/predict/iris", json={"inputs": [{"x": 1}]}, headers=headers)
-    assert bad.status_code == 422, bad.text
+    assert bad.status_code == 400, bad.text
     assert httpx.post(f"{server.v1}/predict/nope", json={"inputs": [{}]}, headers=headers)
     assert httpx.get(f"{server.v1}/models").status_code == 401
     assert httpx.get(f"{server.url}/no/such/page/12345").status_code == 404

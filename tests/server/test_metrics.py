@@ -37,7 +37,7 @@ def test_http_requests_by_route_template_method_and_status(samples: list[Sample]
     """Routes are templates, never raw paths; 401s, 404s and 422s are counted with their route."""
     count = "myllama_http_requests_total"
     assert values(samples, count, route="/v1/predict/{name}", method="POST", status="200") == [1]
-    assert values(samples, count, route="/v1/predict/{name}", method="POST", status="422") == [1]
+    assert values(samples, count, route="/v1/predict/{name}", method="POST", status="400") == [1]
     assert values(samples, count, route="/v1/predict/{name}", method="POST", status="404") == [1]
     assert values(samples, count, route="/v1/models", method="GET", status="401") == [1]
     assert values(samples, count, route="unmatched", method="GET", status="404") == [1]

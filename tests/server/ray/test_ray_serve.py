@@ -29,6 +29,7 @@ pytestmark = pytest.mark.ray
 log = logging.getLogger(__name__)
 
 MESSAGES = [{"role": "user", "content": "Count from one to twenty in words."}]
+COUNTING = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"  # the model keeps counting: long, steady streams
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +156,7 @@ def test_client_disconnect_frees_the_slot_on_the_replica(server: RayServer) -> N
 
 
 def test_predictors_answer_through_ray(server: RayServer) -> None:
-    """The predictors deployment scores; validation errors keep their 422."""
+    """The predictors deployment scores; validation in the app keeps its 400 naming the field."""
     listed = httpx.get(f"{server.v1}/predictors", headers=server.headers(), timeout=30)
     assert listed.status_code == 200
     assert [card["name"] for card in listed.json()["data"]] == ["iris"]
@@ -175,7 +176,8 @@ def test_predictors_answer_through_ray(server: RayServer) -> None:
         headers=server.headers(),
         timeout=30,
     )
-    assert bad.status_code == 422
+    assert bad.status_code == 400, bad.text
+    assert "sepal_length" in (bad.json()["error"]["param"] or "")
     missing = httpx.post(
         f"{server.v1}/predict/churn", json={"inputs": [{}]}, headers=server.headers(), timeout=30
     )
@@ -199,11 +201,10 @@ def _stream_until_end(server: RayServer, outcome: list[str], first: threading.Ev
     """One long stream: records 'done', 'error' (an error event, then [DONE]) or 'broken'."""
     body = {
         "model": "smollm2-135m-instruct",
-        "messages": MESSAGES,
-        "max_tokens": 200,
+        "prompt": COUNTING,
+        "max_tokens": 400,
         "stream": True,
         "temperature": 0,
-        "stop": ["never-said"],
     }
     events: list[Any] = []
     try:
@@ -241,6 +242,11 @@ def test_killing_a_replica_mid_load(server: RayServer) -> None:
     for thread in threads:
         thread.start()
     wait_until(lambda: all(s.is_set() for s in started), 120, "every stream started")
+    wait_until(
+        lambda: len([n for n in per_replica(server, "myllama_replica_running").values() if n]) == 2,
+        60,
+        "both replicas decoding",
+    )
     running = per_replica(server, "myllama_replica_running")
     victim = max(running, key=lambda r: running[r])
     pid = int(replicas(server)[victim]["pid"])

@@ -7,10 +7,8 @@ engine stops making progress, and it is cancelled when the client goes away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,11 +16,10 @@ from fastapi import Request
 
 from models.completions_log import CompletionEntry, CompletionsLog
 from models.engine import Engine, Finish, GenerationParams, Piece, TokenStream
-from server.errors import APIError, sse_error
+from server.errors import APIError
 from server.metrics import Metrics
 from server.settings import ServerSettings
 
-ChunkMaker = Callable[[int, str | None, str | None], dict[str, Any]]
 WATCH_INTERVAL_S = 0.25
 
 
@@ -31,6 +28,7 @@ class Choice:
     """The accumulated result of one of the n generations."""
 
     text: list[str] = field(default_factory=list)
+    logprobs: list[Any] = field(default_factory=list)  # the engine's TokenLogprob per token
     finish: Finish | None = None
     first_token_at: float | None = None
     last_piece_at: float | None = None
@@ -55,7 +53,8 @@ def check_limits(n: int, params: GenerationParams, settings: ServerSettings) -> 
         )
 
 
-def _check_prompt_size(count: int, chars: int, settings: ServerSettings, param: str) -> None:
+def check_prompt_size(count: int, chars: int, settings: ServerSettings, param: str) -> None:
+    """Refuse more messages, or more prompt text, than the server allows per request."""
     if count > settings.max_messages:
         raise APIError(
             400,
@@ -71,21 +70,6 @@ def _check_prompt_size(count: int, chars: int, settings: ServerSettings, param: 
             param=param,
             code="prompt_too_long",
         )
-
-
-async def chat_prompt(
-    engine: Engine, messages: list[dict[str, Any]], request: Request
-) -> list[int]:
-    """Check the size caps, then render and tokenize off the event loop."""
-    chars = sum(len(str(m.get("content") or "")) for m in messages)
-    _check_prompt_size(len(messages), chars, request.app.state.settings, "messages")
-    return await asyncio.to_thread(engine.chat_prompt, messages)
-
-
-async def text_prompt(engine: Engine, text: str, request: Request) -> list[int]:
-    """Check the size cap, then tokenize off the event loop."""
-    _check_prompt_size(1, len(text), request.app.state.settings, "prompt")
-    return await asyncio.to_thread(engine.text_prompt, text)
 
 
 @dataclass(frozen=True)
@@ -167,9 +151,10 @@ class Generation:
                 return APIError(499, "client disconnected", code="client_disconnected")
 
     async def events(
-        self, watch_disconnect: bool = False
-    ) -> AsyncIterator[tuple[int, Piece | Finish]]:
-        """Events of all streams, merged, as (choice index, event)."""
+        self, watch_disconnect: bool = False, keepalive_s: float | None = None
+    ) -> AsyncIterator[tuple[int, Piece | Finish] | None]:
+        """Events of all streams, merged, as (choice index, event); None when nothing happened
+        for keepalive_s (a stream uses it to send a keep-alive comment)."""
         queue: asyncio.Queue[tuple[int, Piece | Finish] | APIError] = asyncio.Queue()
 
         async def pump(index: int, stream: TokenStream) -> None:
@@ -184,7 +169,11 @@ class Generation:
         try:
             remaining = len(self.streams)
             while remaining:
-                item = await queue.get()
+                try:
+                    item = await asyncio.wait_for(queue.get(), keepalive_s)
+                except TimeoutError:
+                    yield None
+                    continue
                 if isinstance(item, APIError):
                     raise item
                 index, event = item
@@ -204,17 +193,12 @@ class Generation:
             for task in tasks:
                 task.cancel()
 
-    async def collect(self) -> list[Choice]:
-        """Run to the end; cancel if the client goes away meanwhile."""
-        async for _ in self.events(watch_disconnect=True):
-            pass
-        return self.choices
-
     def _record(self, index: int, event: Piece | Finish) -> None:
         choice = self.choices[index]
         model = self.engine.model_id
         if isinstance(event, Piece):
             choice.text.append(event.text)
+            choice.logprobs.extend(event.logprobs)
             now = time.perf_counter()
             if choice.last_piece_at is not None:
                 self.metrics.itl.labels(model).observe(now - choice.last_piece_at)
@@ -270,32 +254,3 @@ class Generation:
             finishes[0].cached_tokens,
         )
 
-
-def sse(data: dict[str, Any] | str) -> str:
-    """One server-sent event."""
-    return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
-
-
-async def stream_events(
-    generation: Generation,
-    first_chunks: list[dict[str, Any]],
-    make_chunk: ChunkMaker,
-    usage_chunk: Callable[[], dict[str, Any]] | None,
-) -> AsyncIterator[str]:
-    """SSE body: opening chunks, a chunk per piece, a finish chunk per choice, usage, [DONE]."""
-    try:
-        for chunk in first_chunks:
-            yield sse(chunk)
-        async for index, event in generation.events():
-            if isinstance(event, Piece):
-                yield sse(make_chunk(index, event.text, None))
-            elif event.reason in ("stop", "length"):
-                yield sse(make_chunk(index, None, event.reason))
-        if usage_chunk is not None:
-            yield sse(usage_chunk())
-    except Exception as exc:
-        yield sse_error(exc)
-    finally:
-        generation.cancel()
-    with contextlib.suppress(Exception):
-        yield sse("[DONE]")

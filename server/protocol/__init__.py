@@ -1,0 +1,1 @@
+"""Wire models of every dialect the server speaks: requests and responses."""

@@ -1,0 +1,1 @@
+"""The one serving path: a parsed request of any dialect becomes engine work and back."""
