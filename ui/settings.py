@@ -14,7 +14,8 @@ class UISettings(BaseSettings):
     The UI's own settings read MYLLAMA_UI_HOST, MYLLAMA_UI_PORT, MYLLAMA_UI_TIMEOUT and
     MYLLAMA_UI_LOG_LEVEL, never the server's MYLLAMA_HOST/PORT/LOG_LEVEL (`myllama up` runs
     both from one environment); the server's address and key read MYLLAMA_SERVER_URL and
-    MYLLAMA_API_KEY. MYLLAMA_UI_USERS / MYLLAMA_UI_USERS_FILE turn the login page on.
+    MYLLAMA_API_KEY, the shared MLflow store MYLLAMA_TRACKING_URI. MYLLAMA_UI_USERS /
+    MYLLAMA_UI_USERS_FILE turn the login page on.
     """
 
     model_config = SettingsConfigDict(
@@ -39,7 +40,9 @@ class UISettings(BaseSettings):
     log_level: str = Field(default="info", description="Logging level of the UI.")
     tracking_uri: str = Field(
         default="sqlite:///mlflow.db",
-        description="MLflow store the Drift tab reads and chat feedback is written to.",
+        validation_alias="MYLLAMA_TRACKING_URI",
+        description="MLflow store the Drift tab reads and chat feedback is written to (the "
+        "server's and eval's store: `myllama up` passes it to the server too).",
     )
     drift_experiment: str = Field(
         default="myllama-drift",

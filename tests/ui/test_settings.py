@@ -97,3 +97,16 @@ def test_login_check_accepts_only_the_right_password() -> None:
     assert not check("mallory", "wonder land") and not check("", "")
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("myhost")
+
+
+def test_one_store_for_the_ui_and_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MYLLAMA_TRACKING_URI sets the UI's store; `myllama up` hands the same one to the server."""
+    from ui.up import server_command
+
+    monkeypatch.setenv("MYLLAMA_TRACKING_URI", "sqlite:////tmp/shared.db")
+    settings = load_settings(UISettings, parse([]))
+    assert settings.tracking_uri == "sqlite:////tmp/shared.db"
+    flag = load_settings(UISettings, parse(["--tracking-uri", "sqlite:///x.db"]))
+    command = server_command(flag, None, ["-np", "2"])
+    assert command[command.index("--tracking-uri") + 1] == "sqlite:///x.db"
+    assert command[-2:] == ["-np", "2"]
