@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from tests.eval.cli_helpers import eval_cli
 from tests.predictors.conftest import predict, serving, wait_for_predictors
 
 pytestmark = pytest.mark.postgres
+log = logging.getLogger(__name__)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,9 @@ def _train_iris(uri: str, work: Path) -> dict[str, Any]:
 def test_train_register_serve_eval_on_postgres(postgres: Postgres, tmp_path: Path) -> None:
     """The champion registered in PostgreSQL is what the server loads and predicts with, and an
     eval run against that server lands in the same database."""
+    started = time.monotonic()
     trained = _train_iris(postgres.uri, tmp_path)
+    log.info("train iris into PostgreSQL: %.1f s", time.monotonic() - started)
     version = str(trained["predictors"]["iris"]["version"])
     client = MlflowClient(tracking_uri=postgres.uri)
     champion = client.get_model_version_by_alias("iris", "champion")
@@ -53,6 +58,7 @@ def test_train_register_serve_eval_on_postgres(postgres: Postgres, tmp_path: Pat
     empty = tmp_path / "no-artefacts"
     with serving(postgres.uri, empty, tmp_path / "predictions.db") as server:
         cards = {c["name"]: c for c in wait_for_predictors(server)}
+        log.info("serve: predictors loaded %.1f s after train", time.monotonic() - started)
         assert cards["iris"]["source"] == "mlflow"
         assert str(cards["iris"]["version"]) == version
         rows = load_split("iris").test.head(3)
@@ -62,6 +68,7 @@ def test_train_register_serve_eval_on_postgres(postgres: Postgres, tmp_path: Pat
         assert str(body["version"]) == version and len(body["predictions"]) == 3
         assert {p["label"] for p in body["predictions"]} <= {"setosa", "versicolor", "virginica"}
 
+        started = time.monotonic()
         code, evaluated, err = eval_cli(
             ["run", "--prompts", "smoke", "--limit", "2", "--max-tokens", "8",
              "--concurrency", "1", "--permutations", "99", "--server-url", server.url,
@@ -69,6 +76,7 @@ def test_train_register_serve_eval_on_postgres(postgres: Postgres, tmp_path: Pat
             cwd=tmp_path,
         )  # fmt: skip
     assert code == 0, err[-3000:]
+    log.info("eval run recorded in PostgreSQL: %.1f s", time.monotonic() - started)
 
     run = client.get_run(evaluated["run_id"])
     assert run.info.status == "FINISHED"
