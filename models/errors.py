@@ -6,6 +6,7 @@ class ModelError(Exception):
 
     code = "model_error"
     param: str | None = None
+    retry_after: int | None = None  # seconds, when retrying later can succeed
 
 
 class ModelNotFound(ModelError):
@@ -29,7 +30,7 @@ class QueueFull(ModelError):
 
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after: int | None = retry_after
 
 
 class InvalidRequest(ModelError):

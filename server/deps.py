@@ -21,24 +21,30 @@ def get_settings(request: Request) -> ServerSettings:
     return settings
 
 
-def get_pool(request: Request) -> EnginePool:
-    """The loaded engines; 503 while they are still loading."""
-    pool: EnginePool = request.app.state.pool
-    if request.app.state.load_error is not None:
+def require_loaded(what: str, error: str | None, loaded: bool, retry_after: int) -> None:
+    """The one loading-state check: 503 after a failed load, 503 + Retry-After while loading."""
+    if error is not None:
         raise APIError(
             503,
-            f"The models failed to load: {request.app.state.load_error}",
+            f"The {what} failed to load: {error}",
             type="server_error",
-            code="model_load_failed",
+            code="model_load_failed" if what == "models" else f"{what}_unavailable",
         )
-    if not request.app.state.ready.is_set():
+    if not loaded:
         raise APIError(
             503,
-            "The model is still loading; retry shortly.",
+            f"The {what} are still loading; retry shortly.",
             type="server_error",
             code="model_loading",
-            headers={"Retry-After": "2"},
+            headers={"Retry-After": str(retry_after)},
         )
+
+
+def get_pool(request: Request) -> EnginePool:
+    """The loaded engines; 503 while they are still loading."""
+    state = request.app.state
+    require_loaded("models", state.load_error, state.ready.is_set(), 2)
+    pool: EnginePool = state.pool
     return pool
 
 
@@ -51,21 +57,7 @@ def get_metrics(request: Request) -> Metrics:
 def get_registry(request: Request) -> PredictorRegistry:
     """The loaded predictors; 503 while loading or after a failed load."""
     state = request.app.state
-    if state.predictors_error is not None:
-        raise APIError(
-            503,
-            f"The predictors failed to load: {state.predictors_error}",
-            type="server_error",
-            code="predictors_unavailable",
-        )
-    if state.predictors is None:
-        raise APIError(
-            503,
-            "The predictors are still loading; retry shortly.",
-            type="server_error",
-            code="model_loading",
-            headers={"Retry-After": "1"},
-        )
+    require_loaded("predictors", state.predictors_error, state.predictors is not None, 1)
     registry: PredictorRegistry = state.predictors
     return registry
 

@@ -13,11 +13,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models import errors as model_errors
+from models.embedder import EmbedderUnavailable
+from models.predictors.feedback import BadLabel, ConflictingLabels, UnknownIds
+from models.predictors.prediction_log import PredictionLogFull
+from models.predictors.schema import InvalidInput
 from server.protocol.common import ErrorDetail, ErrorResponse
 
 log = logging.getLogger(__name__)
 _REFUSED = re.compile(r"^([\w.]+) is not supported by this server")
 
+# Every error the models layer raises, and how it is answered: the one table.
 _MODEL_ERROR_STATUS: dict[type[model_errors.ModelError], tuple[int, str]] = {
     model_errors.ModelNotFound: (404, "invalid_request_error"),
     model_errors.ContextLengthExceeded: (400, "invalid_request_error"),
@@ -25,6 +30,12 @@ _MODEL_ERROR_STATUS: dict[type[model_errors.ModelError], tuple[int, str]] = {
     model_errors.QueueFull: (429, "rate_limit_error"),
     model_errors.EngineFailure: (500, "server_error"),
     model_errors.EngineUnavailable: (503, "server_error"),
+    InvalidInput: (400, "invalid_request_error"),
+    BadLabel: (400, "invalid_request_error"),
+    UnknownIds: (404, "invalid_request_error"),
+    ConflictingLabels: (409, "invalid_request_error"),
+    PredictionLogFull: (503, "server_error"),
+    EmbedderUnavailable: (501, "server_error"),
 }
 
 
@@ -57,10 +68,11 @@ def envelope(message: str, type: str, param: str | None, code: str | None) -> di
 
 def from_model_error(exc: model_errors.ModelError) -> APIError:
     """Translate a models-layer error into an APIError."""
-    status, kind = _MODEL_ERROR_STATUS.get(type(exc), (500, "server_error"))
-    headers = None
-    if isinstance(exc, model_errors.QueueFull):
-        headers = {"Retry-After": str(exc.retry_after)}
+    status, kind = next(
+        (_MODEL_ERROR_STATUS[k] for k in type(exc).__mro__ if k in _MODEL_ERROR_STATUS),
+        (500, "server_error"),
+    )
+    headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
     return APIError(status, str(exc), type=kind, param=exc.param, code=exc.code, headers=headers)
 
 

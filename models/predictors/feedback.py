@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from models.errors import ModelError
 from models.predictors.prediction_log import has_id_column
 
 MAX_FEEDBACK = 1000  # ids per request
@@ -22,24 +23,32 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 
 
-class BadLabel(ValueError):
+class BadLabel(ModelError, ValueError):
     """A label that is not one of the predictor's classes; `param` names the field."""
+
+    code = "invalid_value"
 
     def __init__(self, message: str, param: str) -> None:
         super().__init__(message)
         self.param = param
 
 
-class UnknownIds(LookupError):
+class UnknownIds(ModelError, LookupError):
     """Ids this predictor never served (or not yet written to the log)."""
+
+    code = "prediction_not_found"
+    param = "feedback"
 
     def __init__(self, ids: list[str]) -> None:
         super().__init__(f"unknown prediction ids: {', '.join(ids)}")
         self.ids = ids
 
 
-class ConflictingLabels(ValueError):
+class ConflictingLabels(ModelError, ValueError):
     """Ids that already have a different true label (labels are never overwritten)."""
+
+    code = "label_conflict"
+    param = "feedback"
 
     def __init__(self, ids: list[str]) -> None:
         super().__init__(

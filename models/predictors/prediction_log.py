@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from models.errors import ModelError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING_ROWS = 20_000
@@ -50,12 +52,14 @@ _INSERT = (
 _FIXED_COLUMNS = ["id", "ts", "version", "label"]
 
 
-class PredictionLogFull(RuntimeError):
+class PredictionLogFull(ModelError, RuntimeError):
     """The log has no room for a request's rows; retry after `retry_after` seconds."""
+
+    code = "prediction_log_full"
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after: int | None = retry_after
 
 
 @dataclass(frozen=True)

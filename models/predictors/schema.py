@@ -8,13 +8,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.errors import ModelError
 from models.predictors.datasets import LABEL
 
 MAX_RECORDS = 10_000
 
 
-class InvalidInput(ValueError):
+class InvalidInput(ModelError, ValueError):
     """A record does not match the predictor's input schema."""
+
+    code = "invalid_value"
 
     def __init__(self, message: str, param: str) -> None:
         super().__init__(message)

@@ -8,7 +8,6 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from models.embedder import EmbedderUnavailable
 from models.errors import ModelNotFound
 from server.deps import EmbedderDep
 from server.errors import APIError
@@ -40,11 +39,8 @@ async def create_embeddings(body: EmbeddingRequest, embedder: EmbedderDep) -> Em
             code="invalid_value",
         )
     texts = body.texts()
-    try:
-        vectors = await asyncio.to_thread(embedder.embed, texts)
-        tokens = await asyncio.to_thread(embedder.count_tokens, texts)
-    except EmbedderUnavailable as exc:
-        raise APIError(501, str(exc), type="server_error", code=exc.code) from exc
+    vectors = await asyncio.to_thread(embedder.embed, texts)
+    tokens = await asyncio.to_thread(embedder.count_tokens, texts)
     return EmbeddingList(
         data=[
             Embedding(index=i, embedding=_encode(v, body.encoding_format))

@@ -8,16 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from models.predictors.feedback import (
-    BadLabel,
-    ConflictingLabels,
-    UnknownIds,
-    record_feedback,
-)
+from models.predictors.feedback import record_feedback
 from models.predictors.prediction_log import PredictionLogFull
 from models.predictors.schema import InvalidInput
 from server.deps import MetricsDep, PredictionLogDep, RegistryDep
-from server.errors import APIError
 from server.protocol.predictors import FeedbackRequest, PredictRequest
 
 router = APIRouter()
@@ -42,24 +36,18 @@ def predict(
     started = time.perf_counter()
     try:
         records = predictor.validate(body.inputs)
-    except InvalidInput as exc:
+    except InvalidInput:
         metrics.predictor_requests.labels(name, "invalid").inc()
-        raise APIError(400, str(exc), param=exc.param, code="invalid_value") from exc
+        raise
     outputs = predictor.predict(records)
     metrics.predictor_latency.labels(name).observe(time.perf_counter() - started)
     for label, count in Counter(str(o["label"]) for o in outputs).items():
         metrics.predicted_class.labels(name, label).inc(count)
     try:
         ids = prediction_log.record(name, predictor.version, records, outputs)
-    except PredictionLogFull as exc:
+    except PredictionLogFull:
         metrics.predictor_requests.labels(name, "log_full").inc()
-        raise APIError(
-            503,
-            str(exc),
-            type="server_error",
-            code="prediction_log_full",
-            headers={"Retry-After": str(exc.retry_after)},
-        ) from exc
+        raise
     metrics.predictor_requests.labels(name, "ok").inc()
     predictions = [{"id": i, **out} for i, out in zip(ids, outputs, strict=True)]
     return {"model": name, "version": predictor.version, "predictions": predictions}
@@ -72,12 +60,5 @@ def feedback(
     """True labels for served predictions: stored once, repeats are no-ops, changes are 409."""
     predictor = registry.get(name)
     items = [(item.id, item.label) for item in body.feedback]
-    try:
-        counts = record_feedback(prediction_log.path, name, predictor.classes, items)
-    except BadLabel as exc:
-        raise APIError(400, str(exc), param=exc.param, code="invalid_value") from exc
-    except UnknownIds as exc:
-        raise APIError(404, str(exc), param="feedback", code="prediction_not_found") from exc
-    except ConflictingLabels as exc:
-        raise APIError(409, str(exc), param="feedback", code="label_conflict") from exc
+    counts = record_feedback(prediction_log.path, name, predictor.classes, items)
     return {"object": "feedback", "model": name, **counts}
