@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from ray.serve import Application
 
 from models.catalog import ModelSpec, build_catalog
 from models.engine.base import EngineConfig
+from models.engine.pool import llama_engine
 from models.predictors.registry import PredictorRegistry
 from server.app import _engine_config, create_app
 from server.ray.engine_proxy import RemoteEngine
@@ -23,12 +25,19 @@ from server.settings import ServerSettings
 
 APP_NAME = "myllama"
 INGRESS_MAX_ONGOING = 1024  # HTTP requests the app replica takes at once (Ray's default is 5)
-TOKENIZE_SLACK = 16  # unary calls (tokenize, info) an engine replica takes beside generations
 
 
 def engine_deployment_name(model_id: str) -> str:
     """The Serve deployment of one model's engine replicas."""
     return f"engine-{model_id}"
+
+
+def tokenizer_config(config: EngineConfig) -> EngineConfig:
+    """The smallest engine that renders and tokenizes prompts (one slot, no caches)."""
+    small: dict[str, Any] = {"n_ctx": 64, "parallel": 1, "n_batch": 64, "max_queue": 0}
+    small |= {"n_threads": 1, "prefix_cache": False, "host_cache_mib": 0, "speculative": False}
+    known = {f.name for f in fields(EngineConfig)}
+    return replace(config, **{k: v for k, v in small.items() if k in known})
 
 
 class Ingress:
@@ -45,8 +54,9 @@ class Ingress:
         self.predictors = predictors
 
     def engine(self, spec: ModelSpec, config: EngineConfig) -> RemoteEngine:
-        """The engine factory: a proxy to this model's deployment."""
-        return RemoteEngine(self.engines[spec.id], engine_deployment_name(spec.id))
+        """The engine factory: a proxy to this model's deployment, tokenizing here."""
+        tokenizer = llama_engine(spec.model_copy(update={"n_ctx": 64}), tokenizer_config(config))
+        return RemoteEngine(self.engines[spec.id], engine_deployment_name(spec.id), tokenizer)
 
     def registry(self, settings: ServerSettings) -> PredictorRegistry:
         """The predictor loader: cards from the predictors deployment, scoring there."""
@@ -81,9 +91,12 @@ def _absolute(settings: ServerSettings) -> ServerSettings:
 def engine_options(settings: ServerSettings, ray_settings: RaySettings) -> dict[str, Any]:
     """Replicas, autoscaling and CPUs of an engine deployment."""
     threads = settings.n_threads or os.cpu_count() or 1
+    # Ray sends a replica at most `parallel` requests: the rest wait in Ray's router for the
+    # first free slot on any replica, at most `max_queue` of them (beyond it, 429).
     options: dict[str, Any] = {
         "ray_actor_options": {"num_cpus": threads},
-        "max_ongoing_requests": settings.parallel + settings.max_queue + TOKENIZE_SLACK,
+        "max_ongoing_requests": settings.parallel,
+        "max_queued_requests": max(settings.max_queue, 1),
         "health_check_period_s": 5.0,
         "health_check_timeout_s": 30.0,
     }
@@ -118,21 +131,18 @@ def build_application(settings: ServerSettings, ray_settings: RaySettings) -> Ap
     predictors = None
     if settings.load_predictors:
         deployment: Any = serve.deployment(PredictorsReplica)
-        predictors = (
-            deployment.options(
-                name="predictors",
-                ray_actor_options={"num_cpus": ray_settings.predictor_cpus},
-                max_ongoing_requests=32,
-                autoscaling_config={
-                    "min_replicas": 1,
-                    "max_replicas": ray_settings.predictor_replicas_max,
-                    "target_ongoing_requests": 4,
-                    "upscale_delay_s": ray_settings.upscale_delay_s,
-                    "downscale_delay_s": ray_settings.downscale_delay_s,
-                },
-            )
-            .bind(settings.tracking_uri, settings.predictors_dir)
-        )
+        predictors = deployment.options(
+            name="predictors",
+            ray_actor_options={"num_cpus": ray_settings.predictor_cpus},
+            max_ongoing_requests=32,
+            autoscaling_config={
+                "min_replicas": 1,
+                "max_replicas": ray_settings.predictor_replicas_max,
+                "target_ongoing_requests": 4,
+                "upscale_delay_s": ray_settings.upscale_delay_s,
+                "downscale_delay_s": ray_settings.downscale_delay_s,
+            },
+        ).bind(settings.tracking_uri, settings.predictors_dir)
     app: Any = serve.deployment(serve.ingress()(Ingress))
     ingress = app.options(
         name="app",

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from models.engine.base import EngineStats, Finish, GenerationParams, Piece, TokenStream
-from models.errors import EngineFailure, EngineUnavailable, ModelError, QueueFull
+from models.engine.base import Engine, EngineStats, Finish, GenerationParams, Piece, TokenStream
+from models.errors import EngineUnavailable, ModelError, QueueFull
 from server.ray.replicas import REFUSED
 
 log = logging.getLogger(__name__)
@@ -194,10 +193,14 @@ def _sum_stats(snapshots: list[dict[str, Any]]) -> EngineStats:
 
 
 class RemoteEngine:
-    """The Engine interface over a Ray Serve deployment of EngineReplica."""
+    """The Engine interface over a Ray Serve deployment of EngineReplica; prompts are rendered
+    and tokenized here, by a small engine of the same model (no round trip per request)."""
 
-    def __init__(self, handle: Any, deployment: str, refresh_s: float = 1.0) -> None:
+    def __init__(
+        self, handle: Any, deployment: str, tokenizer: Engine, refresh_s: float = 1.0
+    ) -> None:
         self.handle = handle
+        self.tokenizer = tokenizer
         self.deployment = deployment
         self.streaming = handle.options(stream=True)
         facts: dict[str, Any] = handle.info.remote().result()
@@ -230,16 +233,16 @@ class RemoteEngine:
         return bool(self._facts.get("supports_tools", False))
 
     def chat_prompt(self, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> list[int]:
-        """Render and tokenize on a replica (call off the event loop)."""
-        return self._call_sync("chat_prompt", messages, *args, **kwargs)
+        """Render and tokenize with the model's own template (call off the event loop)."""
+        return self.tokenizer.chat_prompt(messages, *args, **kwargs)
 
     def text_prompt(self, text: str) -> list[int]:
-        """Tokenize on a replica (call off the event loop)."""
-        return self._call_sync("text_prompt", text)
+        """Tokenize a completion prompt (call off the event loop)."""
+        return self.tokenizer.text_prompt(text)
 
     def detokenize(self, tokens: list[int]) -> str:
-        """The text of token ids, from a replica (call off the event loop)."""
-        text: str = self._call_sync("detokenize", tokens)
+        """The text of token ids."""
+        text: str = self.tokenizer.detokenize(tokens)  # type: ignore[attr-defined,unused-ignore]
         return text
 
     async def submit(
@@ -260,8 +263,9 @@ class RemoteEngine:
         return _sum_stats(self.snapshots())
 
     def close(self) -> None:
-        """Stop refreshing (the replicas belong to Ray Serve)."""
+        """Stop refreshing and free the tokenizer (the replicas belong to Ray Serve)."""
         self._stop.set()
+        self.tokenizer.close()
 
     # ---- per replica ---------------------------------------------------------------
 
@@ -284,17 +288,3 @@ class RemoteEngine:
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self._refresh_s):
             self.refresh()
-
-    def _call_sync(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A unary call from a worker thread, with the replica's ModelError re-raised as is."""
-        last: BaseException | None = None
-        for attempt in range(SUBMIT_TRIES):
-            try:
-                return getattr(self.handle, method).remote(*args, **kwargs).result()
-            except Exception as exc:
-                error = model_error(exc)
-                if error is not None:
-                    raise error from None
-                last = exc
-                time.sleep(RETRY_WAIT_S * (attempt + 1))
-        raise EngineFailure(f"{method} failed on every try: {last}")

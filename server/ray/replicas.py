@@ -106,20 +106,6 @@ class EngineReplica:
         check = getattr(self.engine, "supports_tools", None)
         return bool(check()) if check is not None else False
 
-    def chat_prompt(self, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> list[int]:
-        """The engine's chat prompt tokens (ModelError comes back as the same class)."""
-        return self.engine.chat_prompt(messages, *args, **kwargs)
-
-    def text_prompt(self, text: str) -> list[int]:
-        """The engine's completion prompt tokens."""
-        return self.engine.text_prompt(text)
-
-    def detokenize(self, tokens: list[int]) -> str:
-        """The text of token ids (InvalidRequest for an id outside the vocabulary)."""
-        detokenize = self.engine.detokenize  # type: ignore[attr-defined,unused-ignore]
-        text: str = detokenize(tokens)
-        return text
-
     def snapshot(self) -> dict[str, Any]:
         """This replica's counters and health, for the ingress's /metrics and readiness."""
         return {

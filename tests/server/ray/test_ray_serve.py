@@ -210,7 +210,7 @@ def _stream_until_end(server: RayServer, outcome: list[str], first: threading.Ev
     try:
         with httpx.stream(
             "POST",
-            f"{server.v1}/chat/completions",
+            f"{server.v1}/completions",
             json=body,
             headers=server.headers(),
             timeout=120,
