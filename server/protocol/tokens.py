@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from server.protocol.chat import ChatMessage
 from server.protocol.common import StrictRequest, WireModel
-from server.protocol.openai import ChatMessage
 
 MAX_DETOKENIZE = 1_000_000
 

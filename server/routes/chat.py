@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from server.deps import PoolDep
-from server.protocol.openai import ChatCompletion, ChatCompletionRequest
+from server.protocol.chat import ChatCompletion, ChatCompletionRequest
 from server.serving.chat import chat_completion
 
 router = APIRouter()

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from server.deps import PoolDep
-from server.protocol.openai import Completion, CompletionRequest
+from server.protocol.completions import Completion, CompletionRequest
 from server.serving.completions import completion
 
 router = APIRouter()

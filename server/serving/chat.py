@@ -10,8 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from models.engine.pool import EnginePool
 from server.errors import error_body
-from server.protocol.common import new_id, now
-from server.protocol.openai import (
+from server.protocol.chat import (
     AssistantMessage,
     ChatChoice,
     ChatCompletion,
@@ -23,13 +22,13 @@ from server.protocol.openai import (
     FunctionCallDelta,
     FunctionCallOut,
     NamedToolChoice,
-    PromptTokensDetails,
     TokenLogprob,
     ToolCallDelta,
     ToolCallOut,
     TopLogprob,
-    Usage,
 )
+from server.protocol.common import new_id, now
+from server.protocol.openai import PromptTokensDetails, Usage
 from server.serving import run as serving
 from server.serving.sse import KEEPALIVE, event_stream, sse
 from server.serving.tools import FunctionSpec, ToolUse

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from models.engine.pool import EnginePool
 from server.errors import error_body
 from server.protocol.common import new_id, now
-from server.protocol.openai import (
+from server.protocol.completions import (
     Completion,
     CompletionChoice,
     CompletionLogprobs,

@@ -253,4 +253,3 @@ class Generation:
             sum(f.completion_tokens for f in finishes),
             finishes[0].cached_tokens,
         )
-

@@ -245,9 +245,7 @@ async def _frames(
         )
         ids = {"item_id": item.id, "output_index": index}
         yield events("response.function_call_arguments.delta", **ids, delta=call.arguments)
-        yield events(
-            "response.function_call_arguments.done", **ids, arguments=call.arguments
-        )
+        yield events("response.function_call_arguments.done", **ids, arguments=call.arguments)
         yield events("response.output_item.done", output_index=index, item=_dump(item))
     answer.text = "".join(text)
     final = builder.finished(answer, run.usage())
@@ -274,4 +272,3 @@ async def create_response(
     keepalive = request.app.state.settings.sse_keepalive
     frames = _frames(run, builder, events, keepalive)
     return event_stream(run, frames, lambda exc: _error_frame(events, exc))
-
