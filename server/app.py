@@ -13,7 +13,6 @@ from fastapi import APIRouter, FastAPI
 from models.catalog import build_catalog
 from models.completions_log import CompletionsLog
 from models.embedder import Embedder
-from models.engine import EngineConfig
 from models.engine.pool import EngineFactory, EnginePool, llama_engine
 from models.predictors.prediction_log import PredictionLog
 from models.predictors.registry import PredictorRegistry
@@ -35,22 +34,6 @@ from server.routes import models as model_routes
 from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
-
-
-def _engine_config(settings: ServerSettings) -> EngineConfig:
-    return EngineConfig(
-        n_ctx=settings.n_ctx,
-        parallel=settings.parallel,
-        n_batch=settings.n_batch,
-        max_queue=settings.max_queue,
-        n_threads=settings.n_threads,
-        n_gpu_layers=settings.n_gpu_layers,
-        prefix_cache=settings.prefix_cache,
-        max_tokens_default=min(
-            settings.max_tokens_default, settings.max_tokens_limit or settings.max_tokens_default
-        ),
-        watchdog_s=settings.watchdog_s,
-    )
 
 
 PredictorLoader = Callable[[ServerSettings], PredictorRegistry]
@@ -133,7 +116,7 @@ def create_app(
     specs = build_catalog(settings.models, settings.model, settings.tracking_uri)
     app.state.settings = settings
     app.state.predictor_loader = predictor_loader
-    config = _engine_config(settings)
+    config = settings.engine_config(settings.max_tokens_limit)
     app.state.pool = EnginePool(specs, config, settings.default_model, engine_factory)
     app.state.ready = asyncio.Event()
     app.state.load_error = None

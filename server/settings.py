@@ -1,4 +1,12 @@
-"""Server settings: flags, a YAML config file and MYLLAMA_* environment variables."""
+"""Settings of `myllama serve`: flags, a YAML config file and MYLLAMA_* environment variables.
+
+Three groups, each in its own class: how the LLM engine runs (EngineSettings, whose defaults are
+EngineConfig's), where the predictors and their log live (PredictorSettings), and the HTTP
+server itself (ServerSettings, which has all three). The names stay flat (`--n-ctx`,
+`MYLLAMA_N_CTX`), and no variable means one thing to the server and another to a different
+command: eval, train and the UI read their own prefixes (MYLLAMA_EVAL_*, MYLLAMA_TRAIN_*,
+MYLLAMA_UI_*) and share only MYLLAMA_TRACKING_URI, MYLLAMA_SERVER_URL and MYLLAMA_API_KEY.
+"""
 
 from __future__ import annotations
 
@@ -8,47 +16,94 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.catalog import DEFAULT_MODEL_ID, ModelSpec
+from models.engine import EngineConfig
+
+_DEFAULTS = EngineConfig()
+_CONFIG = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
 
 
-class ServerSettings(BaseSettings):
-    """Everything `myllama serve` can be told."""
+class EngineSettings(BaseSettings):
+    """How each LLM engine runs: context, slots, batch, queue, threads, speculation, caches."""
 
-    model_config = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
+    model_config = _CONFIG
 
-    host: str = Field(default="127.0.0.1", description="Address to listen on.")
-    port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on.")
-    model: list[str] = Field(
-        default_factory=list,
-        description="Model to serve instead of the default: a GGUF PATH, ID=PATH or a catalog "
-        "id (repeatable; add smollm2-135m-instruct to keep the default too).",
+    n_ctx: int = Field(
+        default=_DEFAULTS.n_ctx, ge=64, description="Context size per request, in tokens."
     )
-    models: list[ModelSpec] = Field(
-        default_factory=list,
-        description="Models from the config file (id, path or package+file, aliases, n_ctx).",
-    )
-    default_model: str = Field(
-        default=DEFAULT_MODEL_ID, description="Model used when a request names none."
-    )
-    api_key: SecretStr | None = Field(
-        default=None, description="If set, every /v1 route needs 'Authorization: Bearer KEY'."
-    )
-    n_ctx: int = Field(default=2048, ge=64, description="Context size per request, in tokens.")
     parallel: int = Field(
-        default=8, ge=1, le=64, description="Requests decoded together (slots per model)."
+        default=_DEFAULTS.parallel,
+        ge=1,
+        le=64,
+        description="Requests decoded together (slots per model).",
     )
     n_batch: int = Field(
-        default=512, ge=32, description="Tokens per decode step; longer prompts are chunked."
+        default=_DEFAULTS.n_batch,
+        ge=32,
+        description="Tokens per decode step; longer prompts are chunked.",
     )
     max_queue: int = Field(
-        default=64, ge=0, description="Requests allowed to wait for a slot; beyond it, 429."
+        default=_DEFAULTS.max_queue,
+        ge=0,
+        description="Requests allowed to wait for a slot; beyond it, 429.",
     )
     prefix_cache: bool = Field(
-        default=True, description="Reuse a free slot's cached prompt prefix (e.g. a system prompt)."
+        default=_DEFAULTS.prefix_cache,
+        description="Reuse a free slot's cached prompt prefix (e.g. a system prompt).",
     )
     n_threads: int | None = Field(default=None, ge=1, description="CPU threads (default: all).")
     n_gpu_layers: int = Field(
-        default=0, description="Layers offloaded to the GPU (-1: all; needs a GPU build)."
+        default=_DEFAULTS.n_gpu_layers,
+        description="Layers offloaded to the GPU (-1: all; needs a GPU build).",
     )
+    max_tokens_default: int = Field(
+        default=_DEFAULTS.max_tokens_default,
+        ge=1,
+        description="Tokens generated when a chat request sets no max_tokens (capped by the "
+        "context left).",
+    )
+    watchdog_s: float = Field(
+        default=_DEFAULTS.watchdog_s,
+        gt=0,
+        description="Seconds without engine progress (while work is pending) after which "
+        "requests fail with 503 and /health/ready turns red.",
+    )
+    speculative: bool = Field(
+        default=_DEFAULTS.speculative,
+        description="Prompt-lookup speculative decoding for greedy (temperature 0) requests.",
+    )
+    draft_tokens: int = Field(
+        default=_DEFAULTS.draft_tokens, ge=1, le=32, description="Most draft tokens per step."
+    )
+    host_cache_mib: int = Field(
+        default=_DEFAULTS.host_cache_mib,
+        ge=0,
+        description="Host RAM (MiB) keeping the KV of finished requests for reuse (0: off).",
+    )
+
+    def engine_config(self, max_tokens_limit: int | None = None) -> EngineConfig:
+        """The engine's config (a request's default max_tokens never exceeds the limit)."""
+        default = min(self.max_tokens_default, max_tokens_limit or self.max_tokens_default)
+        return EngineConfig(
+            n_ctx=self.n_ctx,
+            parallel=self.parallel,
+            n_batch=self.n_batch,
+            max_queue=self.max_queue,
+            n_threads=self.n_threads,
+            n_gpu_layers=self.n_gpu_layers,
+            prefix_cache=self.prefix_cache,
+            max_tokens_default=default,
+            watchdog_s=self.watchdog_s,
+            speculative=self.speculative,
+            draft_tokens=self.draft_tokens,
+            host_cache_mib=self.host_cache_mib,
+        )
+
+
+class PredictorSettings(BaseSettings):
+    """Where the classical predictors come from and where their predictions are logged."""
+
+    model_config = _CONFIG
+
     tracking_uri: str = Field(
         default="sqlite:///mlflow.db", description="MLflow tracking URI for the predictors."
     )
@@ -80,13 +135,37 @@ class ServerSettings(BaseSettings):
         description="Seconds shutdown waits for the prediction log to flush (keep under docker "
         "stop's 10 s).",
     )
+    load_predictors: bool = Field(
+        default=True, description="Load the classical predictors at start-up."
+    )
+
+
+class ServerSettings(EngineSettings, PredictorSettings):
+    """Everything `myllama serve` can be told: the HTTP server, plus engine and predictor groups."""
+
+    model_config = _CONFIG
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port to listen on.")
+    model: list[str] = Field(
+        default_factory=list,
+        description="Model to serve instead of the default: a GGUF PATH, ID=PATH or a catalog "
+        "id (repeatable; add smollm2-135m-instruct to keep the default too).",
+    )
+    models: list[ModelSpec] = Field(
+        default_factory=list,
+        description="Models from the config file (id, path or package+file, aliases, n_ctx).",
+    )
+    default_model: str = Field(
+        default=DEFAULT_MODEL_ID, description="Model used when a request names none."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="If set, every /v1 route needs 'Authorization: Bearer KEY'."
+    )
     log_completions: Path | None = Field(
         default=None,
         description="SQLite file that logs every answered choice (prompt, answer, timings) for "
         "live drift. Off by default: it stores user text.",
-    )
-    load_predictors: bool = Field(
-        default=True, description="Load the classical predictors at start-up."
     )
     log_level: str = Field(default="info", description="Logging level.")
     max_body_bytes: int = Field(
@@ -103,12 +182,6 @@ class ServerSettings(BaseSettings):
         description="Most characters of message text (or prompt) in one request; beyond it, 400.",
     )
     max_n: int = Field(default=4, ge=1, le=64, description="Most choices (n) in one request.")
-    max_tokens_default: int = Field(
-        default=512,
-        ge=1,
-        description="Tokens generated when a chat request sets no max_tokens (capped by the "
-        "context left).",
-    )
     max_tokens_limit: int | None = Field(
         default=None,
         ge=1,
@@ -123,12 +196,6 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="Seconds of silence after which a stream sends a keep-alive comment (e.g. "
         "while it waits in the queue).",
-    )
-    watchdog_s: float = Field(
-        default=60.0,
-        gt=0,
-        description="Seconds without engine progress (while work is pending) after which "
-        "requests fail with 503 and /health/ready turns red.",
     )
 
     @model_validator(mode="after")

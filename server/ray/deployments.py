@@ -15,7 +15,7 @@ from models.catalog import ModelSpec, build_catalog
 from models.engine.base import EngineConfig
 from models.engine.pool import llama_engine
 from models.predictors.registry import PredictorRegistry
-from server.app import _engine_config, create_app
+from server.app import create_app
 from server.ray.engine_proxy import RemoteEngine
 from server.ray.metrics import ReplicaCollector
 from server.ray.predictors_proxy import remote_registry
@@ -121,7 +121,7 @@ def build_application(settings: ServerSettings, ray_settings: RaySettings) -> Ap
     """The Serve application for these settings."""
     settings = _absolute(settings)
     specs = build_catalog(settings.models, settings.model, settings.tracking_uri)
-    config = _engine_config(settings)
+    config = settings.engine_config(settings.max_tokens_limit)
     engine: Any = serve.deployment(EngineReplica)
     options = engine_options(settings, ray_settings)
     engines = {
