@@ -49,6 +49,7 @@ def field_component(name: str, schema: dict[str, Any], elem_id: str) -> gr.Compo
             label=label,
             info=info,
             elem_id=elem_id,
+            interactive=True,
         )
     return gr.Number(
         value=start_value(schema),
@@ -56,6 +57,7 @@ def field_component(name: str, schema: dict[str, Any], elem_id: str) -> gr.Compo
         info=info,
         precision=0 if schema["type"] == "integer" else None,
         elem_id=elem_id,
+        interactive=True,  # with a start value the boxes came up read-only in the browser
     )
 
 

@@ -27,12 +27,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def server_command(
     settings: UISettings, config: str | None, forwarded: list[str] | None = None
 ) -> list[str]:
-    """`python -m myllama serve` listening on the host and port of the server URL, on the UI's
-    MLflow store (`--tracking-uri` is one flag for both), with the server flags given to `up`."""
+    """`python -m myllama serve` listening on the host and port of the server URL, with the
+    server flags given to `up`; a `--tracking-uri` given to `up` is one flag for both."""
     url = urlsplit(settings.server_url)
     command = [sys.executable, "-m", "myllama", "serve"]
     command += ["--host", url.hostname or "127.0.0.1", "--port", str(url.port or 8000)]
-    command += ["--tracking-uri", settings.tracking_uri]
+    if "tracking_uri" in settings.model_fields_set:  # else the server's config or default holds
+        command += ["--tracking-uri", settings.tracking_uri]
     return command + (["--config", config] if config else []) + (forwarded or [])
 
 

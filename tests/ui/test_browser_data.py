@@ -31,6 +31,7 @@ def test_iris_form_starts_inside_the_training_range_and_predicts(page: Page, sta
         )[-2:]
         box = field(page, "iris", feature)
         expect(box).not_to_have_value("")
+        expect(box).to_be_editable()
         assert float(low) <= float(box.input_value()) <= float(high), feature
     page.locator("#iris-predict").click()
     expect(page.locator("#iris-label")).to_contain_text("Predicted:", timeout=30_000)

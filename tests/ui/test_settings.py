@@ -110,3 +110,5 @@ def test_one_store_for_the_ui_and_the_server(monkeypatch: pytest.MonkeyPatch) ->
     command = server_command(flag, None, ["-np", "2"])
     assert command[command.index("--tracking-uri") + 1] == "sqlite:///x.db"
     assert command[-2:] == ["-np", "2"]
+    monkeypatch.delenv("MYLLAMA_TRACKING_URI")
+    assert "--tracking-uri" not in server_command(load_settings(UISettings, parse([])), None)
