@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from models.predictors.datasets import feature_records, load_split
 from tests.deploy.postgres import Postgres, running_postgres
 from tests.eval.cli_helpers import eval_cli
-from tests.predictors.conftest import predict, serving, wait_for_predictors
+from tests.models.predictors.conftest import predict, serving, wait_for_predictors
 
 pytestmark = pytest.mark.postgres
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from prometheus_client.samples import Sample
 
 from tests.conftest import API_KEY, Server
 from tests.helpers import free_port, running_myllama
-from tests.predictors.conftest import wait_for_predictors
+from tests.models.predictors.conftest import wait_for_predictors
 
 IRIS = {"sepal_length": 5.8, "sepal_width": 3.0, "petal_length": 4.35, "petal_width": 1.3}
 

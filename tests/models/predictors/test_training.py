@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from mlflow.models import get_model_info
 
 from models.predictors.registry import PREDICTOR_NAMES
-from tests.predictors.conftest import Trained
+from tests.models.predictors.conftest import Trained
 
 
 def test_held_out_targets(trained: Trained) -> None:

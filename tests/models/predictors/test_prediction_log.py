@@ -16,7 +16,7 @@ from models.predictors.datasets import feature_records, load_split
 from models.predictors.prediction_log import PredictionLog, PredictionLogFull, read_predictions
 from tests.conftest import API_KEY, Server
 from tests.helpers import free_port, running_myllama
-from tests.predictors.conftest import (
+from tests.models.predictors.conftest import (
     Trained,
     error_of,
     predict,

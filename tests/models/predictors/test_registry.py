@@ -26,7 +26,7 @@ from models.predictors.registry import (
     PredictorState,
     predictor_states,
 )
-from tests.predictors.conftest import Trained
+from tests.models.predictors.conftest import Trained
 
 
 class _Payload:
