@@ -12,7 +12,13 @@ from models.predictors.datasets import LABEL, feature_records, load_split
 from models.predictors.prediction_log import read_predictions
 from models.predictors.registry import PREDICTOR_NAMES, PredictorRegistry
 from tests.conftest import Server
-from tests.models.predictors.conftest import Trained, error_of, predict, serving, wait_for_predictors
+from tests.models.predictors.conftest import (
+    Trained,
+    error_of,
+    predict,
+    serving,
+    wait_for_predictors,
+)
 
 
 def test_list_describes_every_champion(predictor_server: Server, trained: Trained) -> None:

@@ -13,7 +13,13 @@ from models.predictors.datasets import LABEL, feature_records, load_split
 from models.predictors.feedback import read_labelled
 from models.predictors.prediction_log import PredictionLog, read_predictions
 from tests.conftest import Server
-from tests.models.predictors.conftest import Trained, error_of, predict, serving, wait_for_predictors
+from tests.models.predictors.conftest import (
+    Trained,
+    error_of,
+    predict,
+    serving,
+    wait_for_predictors,
+)
 
 
 def feedback(server: Server, name: str, items: Any) -> httpx.Response:
