@@ -41,6 +41,14 @@ class EngineCollector(Collector):
             "kv_cells_total": GaugeMetricFamily(
                 "myllama_kv_cells_total", "KV cache cells available", labels=["model"]
             ),
+            "host_cache_bytes": GaugeMetricFamily(
+                "myllama_host_cache_bytes",
+                "Host RAM held by the prompt cache of finished requests",
+                labels=["model"],
+            ),
+            "host_cache_entries": GaugeMetricFamily(
+                "myllama_host_cache_entries", "Sequences in the host prompt cache", labels=["model"]
+            ),
         }
         counters: dict[str, CounterMetricFamily] = {
             "prompt_tokens": CounterMetricFamily(
@@ -68,6 +76,19 @@ class EngineCollector(Collector):
                 "myllama_decode_step_tokens",
                 "Tokens decoded in those steps (generated and prefilled); "
                 "rate(this) / rate(myllama_decode_steps_total) is tokens per step",
+                labels=["model"],
+            ),
+            "host_cache_tokens": CounterMetricFamily(
+                "myllama_prompt_tokens_host_cache",
+                "Prompt tokens restored from the host-RAM prompt cache",
+                labels=["model"],
+            ),
+            "drafted_tokens": CounterMetricFamily(
+                "myllama_draft_tokens", "Prompt-lookup draft tokens verified", labels=["model"]
+            ),
+            "accepted_tokens": CounterMetricFamily(
+                "myllama_draft_tokens_accepted",
+                "Draft tokens the model agreed with (accepted / drafted is the acceptance rate)",
                 labels=["model"],
             ),
         }
