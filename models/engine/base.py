@@ -81,6 +81,7 @@ class Finish:
     cached_tokens: int = 0
     error: str | None = None
     queued_s: float = 0.0  # submitted -> admitted to a slot (or -> dropped while waiting)
+    stop_sequence: str | None = None  # the stop string that ended it (None: EOS, length, ...)
 
 
 @dataclass

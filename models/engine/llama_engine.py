@@ -737,7 +737,8 @@ class LlamaEngine:
         slot.released_at = time.monotonic()
         with self._lock:
             self._stats.running -= 1
-        self._close_request(request, reason, slot.generated, slot.reused, error)
+        stop = slot.assembler.stopped_by if reason == "stop" else None
+        self._close_request(request, reason, slot.generated, slot.reused, error, stop)
 
     def _close_request(
         self,
@@ -746,6 +747,7 @@ class LlamaEngine:
         generated: int,
         reused: int,
         error: str | None = None,
+        stop_sequence: str | None = None,
     ) -> None:
         request.done = True
         request.sampler.free()
@@ -755,7 +757,9 @@ class LlamaEngine:
         queued = request.queued_s
         if queued is None:  # never admitted
             queued = time.monotonic() - request.submitted_at
-        request.emit(Finish(reason, len(request.prompt), generated, reused, error, queued))
+        request.emit(
+            Finish(reason, len(request.prompt), generated, reused, error, queued, stop_sequence)
+        )
 
     def _fail_all(self, message: str) -> None:
         for slot in self._slots:

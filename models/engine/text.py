@@ -25,6 +25,7 @@ class StopTextAssembler(Generic[T]):
         self._entries: deque[tuple[int, int, T]] = deque()  # (start, end, entry)
         self._out: list[T] = []
         self.stopped = False
+        self.stopped_by: str | None = None  # the stop string that matched
 
     def feed(self, data: bytes, entry: T | None = None) -> str:
         """Add one token's bytes (and its entry); return the text that is now safe to emit."""
@@ -39,7 +40,7 @@ class StopTextAssembler(Generic[T]):
         for stop in self._stop:
             at = self._held.find(stop)
             if at >= 0:
-                self.stopped = True
+                self.stopped, self.stopped_by = True, stop
                 text, self._held = self._held[:at], ""
                 self._released += len(text)
                 cut = self._released

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
+from models.engine import Finish
 from models.engine.pool import EnginePool
 from server.errors import as_api_error
 from server.protocol.anthropic import (
@@ -96,8 +97,8 @@ def ask_of(body: MessagesRequest, request_id: str) -> serving.Ask:
     )
 
 
-def _stop_reason(reason: str, finish: Any) -> tuple[StopReason, str | None]:
-    stop_sequence = getattr(finish, "stop_sequence", None)
+def _stop_reason(reason: str, finish: Finish | None) -> tuple[StopReason, str | None]:
+    stop_sequence = finish.stop_sequence if finish is not None else None
     if reason == "tool_calls":
         return "tool_use", None
     if reason == "length":

@@ -25,10 +25,10 @@ def engine() -> Iterator[LlamaEngine]:
 
 def test_stop_string_split_across_pieces() -> None:
     """A stop string spread over several token pieces is cut; text before it is kept."""
-    assembler = StopTextAssembler(("END",))
+    assembler = StopTextAssembler(("STOP", "END"))
     out = [assembler.feed(piece) for piece in (b"hello E", b"N", b"D and more")]
     assert "".join(out) == "hello "
-    assert assembler.stopped
+    assert assembler.stopped and assembler.stopped_by == "END"
 
 
 def test_utf8_character_split_across_tokens() -> None:

@@ -19,6 +19,7 @@ class Script:
 
     pieces: list[str] = field(default_factory=lambda: ["Hello", " world"])
     reason: str = "stop"
+    stop_sequence: str | None = None
     gate: threading.Event | None = None  # the answer starts only once this is set
 
 
@@ -48,7 +49,9 @@ class FakeStream:
                 logprobs = (TokenLogprob(text, text.encode(), -0.5, top),)
             yield Piece(text, logprobs)
         n = len(self.script.pieces)
-        yield Finish(self.script.reason, self.prompt, n, 0)  # type: ignore[arg-type]
+        reason = self.script.reason
+        stop = self.script.stop_sequence
+        yield Finish(reason, self.prompt, n, 0, stop_sequence=stop)  # type: ignore[arg-type]
 
     def cancel(self) -> None:
         """Remember the cancel."""
