@@ -310,11 +310,14 @@ def test_messages_api_with_the_anthropic_sdk(fake: FakeServer, engine: FakeEngin
     assert message.content[0].type == "text" and message.content[0].text == "Hello world"
     assert message.stop_reason == "end_turn"
     assert engine.submitted[-1].stop == (".",) and engine.submitted[-1].max_tokens == 5
-    engine.script = Script(stop_sequence=".")
+    engine.script = Script(stop_sequence=";")
     stopped = client.messages.create(
-        model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "Hi"}], stop_sequences=["."]
+        model=MODEL,
+        max_tokens=5,
+        messages=[{"role": "user", "content": "Hi"}],
+        stop_sequences=[";"],
     )
-    assert (stopped.stop_reason, stopped.stop_sequence) == ("stop_sequence", ".")
+    assert (stopped.stop_reason, stopped.stop_sequence) == ("stop_sequence", ";")
     engine.script = Script(reason="length")
     with client.messages.stream(
         model=MODEL, max_tokens=2, messages=[{"role": "user", "content": "Hi"}]
