@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import hashlib
 import logging
 import os
 import queue
-import re
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,6 @@ import llama_cpp as llc
 import numpy as np
 
 from models.catalog import ModelSpec
-from models.chat_template import CHATML_TEMPLATE, ChatTemplate
 from models.engine.base import (
     EngineConfig,
     EngineStats,
@@ -29,13 +26,14 @@ from models.engine.base import (
     FinishReason,
     GenerationParams,
     Piece,
-    TokenLogprob,
 )
 from models.engine.logprobs import check_top, token_logprob
 from models.engine.prompt_cache import HostPromptCache
 from models.engine.sampling import Sampler
+from models.engine.slots import Entry, GenerationStream, Request, Slot
 from models.engine.speculative import Drafter
 from models.engine.text import StopTextAssembler
+from models.engine.vocab import Vocab
 from models.errors import (
     ContextLengthExceeded,
     EngineFailure,
@@ -48,7 +46,6 @@ log = logging.getLogger(__name__)
 _llama_log = logging.getLogger("llama.cpp")
 _GGML_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml: 1 debug, 2 info, 5 continued
 
-_MARK = re.compile("\ue000(\\d+)\ue001")  # stands in for message text while rendering
 MIN_SHARED_PREFIX = 16  # copy another slot's cells only when it saves at least this many tokens
 
 _backend_once = threading.Lock()
@@ -73,88 +70,6 @@ def _init_backend() -> None:
             _backend_ready = True
 
 
-class GenerationStream:
-    """Async stream of one request's pieces, ending with a Finish; cancel() stops it."""
-
-    def __init__(self, engine: LlamaEngine, request: _Request) -> None:
-        self._engine = engine
-        self._request = request
-
-    def __aiter__(self) -> GenerationStream:
-        return self
-
-    async def __anext__(self) -> Piece | Finish:
-        if self._request.delivered_finish:
-            raise StopAsyncIteration
-        item = await self._request.events.get()
-        if isinstance(item, Finish):
-            self._request.delivered_finish = True
-        return item
-
-    def cancel(self) -> None:
-        """Ask the engine to drop this request at its next step (no-op once finished)."""
-        if not self._request.delivered_finish and not self._request.cancelled:
-            self._request.cancelled = True
-            self._engine._wake()
-
-
-@dataclass(eq=False)
-class _Request:
-    """A submitted request as the worker sees it."""
-
-    prompt: list[int]
-    params: GenerationParams
-    max_tokens: int
-    sampler: Sampler
-    loop: asyncio.AbstractEventLoop
-    events: asyncio.Queue[Piece | Finish] = field(default_factory=asyncio.Queue)
-    leader: _Request | None = None  # the first choice of the same prompt, which prefills it
-    prefilled: bool = False
-    done: bool = False
-    cancelled: bool = False
-    delivered_finish: bool = False
-    submitted_at: float = field(default_factory=time.monotonic)
-    queued_s: float | None = None  # set when admitted to a slot
-
-    def waits_for_leader(self) -> bool:
-        """True while this choice's leader is still queued or prefilling the shared prompt."""
-        leader = self.leader
-        return leader is not None and not leader.prefilled and not leader.done
-
-    def emit(self, item: Piece | Finish) -> None:
-        """Hand an event to the request's event loop (thread-safe)."""
-        with contextlib.suppress(RuntimeError):  # the loop is gone at shutdown
-            self.loop.call_soon_threadsafe(self.events.put_nowait, item)
-
-
-@dataclass(eq=False)
-class _Slot:
-    """One llama.cpp sequence: the tokens in its KV cache and the request using it."""
-
-    seq_id: int
-    cached: list[int] = field(default_factory=list)
-    request: _Request | None = None
-    pending: list[int] = field(default_factory=list)
-    reused: int = 0
-    generated: int = 0
-    last_token: int = -1
-    logit_index: int = -1
-    assembler: StopTextAssembler[TokenLogprob] | None = None
-    drafter: Drafter | None = None
-    released_at: float = 0.0  # when its last request ended (free slots are reused LRU)
-    draft: list[int] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class _Entry:
-    """A run of one slot's tokens in the next batch."""
-
-    slot: _Slot
-    tokens: list[int]
-    start: int
-    rows: int  # the last `rows` tokens get logits (a drafting slot: its token and every draft)
-
-
 class LlamaEngine:
     """Loads one GGUF and decodes many requests together in one worker thread."""
 
@@ -171,9 +86,10 @@ class LlamaEngine:
         self._model = llc.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self._model:
             raise EngineFailure(f"llama.cpp could not load {self.path}")
-        self._vocab = llc.llama_model_get_vocab(self._model)
-        self._pieces: dict[int, bytes] = {}
-        self._n_vocab = llc.llama_vocab_n_tokens(self._vocab)
+        self.vocab = Vocab(self._model, spec)
+        self._vocab = self.vocab.vocab
+        self._n_vocab = self.vocab.n_vocab
+        self._piece = self.vocab.piece
         n_ctx = min(spec.n_ctx or config.n_ctx, llc.llama_model_n_ctx_train(self._model))
         cparams = llc.llama_context_default_params()
         cparams.n_ctx = n_ctx * config.parallel
@@ -189,16 +105,11 @@ class LlamaEngine:
         self.n_ctx = llc.llama_n_ctx_seq(self._ctx)
         self._memory = llc.llama_get_memory(self._ctx)
         self._batch = llc.llama_batch_init(config.n_batch, 0, 1)
-        self._template = ChatTemplate(
-            spec.chat_template or self._meta("tokenizer.chat_template") or CHATML_TEMPLATE,
-            bos_token=self._special_text(llc.llama_vocab_bos(self._vocab)),
-            eos_token=self._special_text(llc.llama_vocab_eos(self._vocab)),
-        )
-        self._slots = [_Slot(seq_id=i) for i in range(config.parallel)]
+        self._slots = [Slot(seq_id=i) for i in range(config.parallel)]
         cache_bytes = config.host_cache_mib << 20
         self._host = HostPromptCache(cache_bytes) if cache_bytes and config.prefix_cache else None
-        self._incoming: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._waiting: deque[_Request] = deque()
+        self._incoming: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
+        self._waiting: deque[Request] = deque()
         self._lock = threading.Lock()
         self._n_waiting = 0
         self._stats = EngineStats(kv_cells_total=self.n_ctx * config.parallel)
@@ -238,7 +149,7 @@ class LlamaEngine:
             "prefix_cache": self.config.prefix_cache,
             "n_threads": self._threads,
             "n_gpu_layers": self.config.n_gpu_layers,
-            "chat_template_sha256": hashlib.sha256(self._template.source.encode()).hexdigest(),
+            "chat_template_sha256": hashlib.sha256(self.vocab.template.source.encode()).hexdigest(),
         }
 
     def stats(self) -> EngineStats:
@@ -254,124 +165,28 @@ class LlamaEngine:
 
     def supports_tools(self) -> bool:
         """True when the model's chat template renders a `tools` list."""
-        return self._template.uses_tools
+        return self.vocab.template.uses_tools
 
     def chat_prompt(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
     ) -> list[int]:
-        """Render messages (and tools, when the template knows them) and tokenize them.
-
-        Only the template's own text is parsed for control tokens: message text is tokenized as
-        plain text, so `<|im_end|>` typed by a user can never forge a turn. Tool definitions and
-        tool calls are rendered by the template, so control-token text in them is refused.
-        """
-        tools = tools if tools is not None and self._template.uses_tools else None
-        self._refuse_control_text(tools, [m.get("tool_calls") for m in messages])
-        if any(_MARK.search(str(m.get("content") or "")) for m in messages):
-            raise InvalidRequest("messages contain reserved characters U+E000/U+E001", "messages")
-        masked_ids = [
-            i for i, m in enumerate(messages) if m.get("content") or not m.get("tool_calls")
-        ]
-        masked = list(messages)
-        for i in masked_ids:
-            masked[i] = {**messages[i], "content": f"\ue000{i}\ue001"}
-        parts = _MARK.split(self._template.render(masked, tools=tools))
-        found = [int(i) for i in parts[1::2]]
-        if sorted(found) != masked_ids:  # the template reshaped the text
-            return self._chat_prompt_checked(messages, tools)
-        tokens = self._bos_unless(parts[0])
-        for i, part in enumerate(parts):
-            if i % 2:
-                content = str(messages[int(part)].get("content") or "")
-                tokens += self.tokenize(content, add_special=False, parse_special=False)
-            elif part:
-                tokens += self.tokenize(part, add_special=False, parse_special=True)
-        return tokens
-
-    def _chat_prompt_checked(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
-    ) -> list[int]:
-        """Fallback for templates that transform the text: refuse control-token text outright."""
-        plain = [str(m.get("content") or "") for m in messages]
-        for text in plain:
-            if self.tokenize(text, False, True) != self.tokenize(text, False, False):
-                raise InvalidRequest("messages contain the model's control tokens", "messages")
-        text = self._template.render(messages, tools=tools)
-        return self._bos_unless(text) + self.tokenize(text, add_special=False)
-
-    def _refuse_control_text(self, *values: Any) -> None:
-        """Refuse control-token text in any string inside tools or tool calls."""
-        strings: list[str] = []
-        _collect_strings(values, strings)
-        text = "\n".join(strings)
-        if text and self.tokenize(text, False, True) != self.tokenize(text, False, False):
-            raise InvalidRequest("tools or tool calls contain the model's control tokens", "tools")
-
-    def _bos_unless(self, text: str) -> list[int]:
-        """[BOS] when the model wants one and the rendered text does not start with it."""
-        bos_token = llc.llama_vocab_bos(self._vocab)
-        bos = self._special_text(bos_token)
-        wanted = bool(llc.llama_vocab_get_add_bos(self._vocab)) and bos_token >= 0
-        return [bos_token] if wanted and not (bos and text.startswith(bos)) else []
+        """Render messages (and tools, when the template knows them) and tokenize them; message
+        text is never parsed for control tokens (see Vocab.chat_prompt)."""
+        return self.vocab.chat_prompt(messages, tools)
 
     def text_prompt(self, text: str) -> list[int]:
         """Tokenize a completion prompt as plain text (BOS as the model wants)."""
-        tokens = self.tokenize(text, add_special=True, parse_special=False)
-        if not text.strip() or not tokens:
-            raise InvalidRequest("prompt must contain some text", "prompt")
-        return tokens
+        return self.vocab.text_prompt(text)
 
     def detokenize(self, tokens: list[int]) -> str:
         """The text of token ids (special tokens as their text)."""
-        bad = next((t for t in tokens if not 0 <= t < self._n_vocab), None)
-        if bad is not None:
-            raise InvalidRequest(
-                f"token id {bad} is not in the vocabulary (0 to {self._n_vocab - 1})", "tokens"
-            )
-        data = b"".join(self._piece(t, special=True) for t in tokens)
-        return data.decode(errors="replace")
+        return self.vocab.detokenize(tokens)
 
     def tokenize(
         self, text: str, add_special: bool = True, parse_special: bool = True
     ) -> list[int]:
         """Text → token ids."""
-        data = text.encode()
-        size = len(data) + 8
-        while True:
-            tokens = (llc.llama_token * size)()
-            n = llc.llama_tokenize(
-                self._vocab, data, len(data), tokens, size, add_special, parse_special
-            )
-            if n >= 0:
-                return list(tokens[:n])
-            size = -n
-
-    def _piece(self, token: int, special: bool = False) -> bytes:
-        cached = self._pieces.get(token) if not special else None
-        if cached is not None:
-            return cached
-        buf = ctypes.create_string_buffer(64)
-        n = llc.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = llc.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
-        if not special:
-            self._pieces[token] = buf.raw[:n]
-        return buf.raw[:n]
-
-    def _special_text(self, token: int) -> str:
-        return self._piece(token, special=True).decode(errors="replace") if token >= 0 else ""
-
-    def _meta(self, key: str) -> str | None:
-        size = 1 << 16
-        buf = ctypes.create_string_buffer(size)
-        n = llc.llama_model_meta_val_str(self._model, key.encode(), buf, size)
-        if n < 0:
-            return None
-        if n >= size:
-            buf = ctypes.create_string_buffer(n + 1)
-            llc.llama_model_meta_val_str(self._model, key.encode(), buf, n + 1)
-        return buf.value.decode(errors="replace")
+        return self.vocab.tokenize(text, add_special, parse_special)
 
     # ---- submitting ----------------------------------------------------------
 
@@ -431,9 +246,9 @@ class LlamaEngine:
                     retry_after=1,
                 )
             self._n_waiting += n
-        requests: list[_Request] = []
+        requests: list[Request] = []
         for choice, sampler in zip(choices, samplers, strict=True):
-            request = _Request(
+            request = Request(
                 prompt=list(prompt_tokens),
                 params=choice,
                 max_tokens=max_tokens,
@@ -443,7 +258,7 @@ class LlamaEngine:
             )
             requests.append(request)
             self._incoming.put(request)
-        return [GenerationStream(self, r) for r in requests]
+        return [GenerationStream(self._wake, r) for r in requests]
 
     def _samplers(self, choices: list[GenerationParams]) -> list[Sampler]:
         samplers: list[Sampler] = []
@@ -517,7 +332,7 @@ class LlamaEngine:
             self._leave_queue()
             self._place(request, free)
 
-    def _place(self, request: _Request, free: list[_Slot]) -> None:
+    def _place(self, request: Request, free: list[Slot]) -> None:
         """Put a request in the free slot that needs the least prefill."""
         last = len(request.prompt) - 1  # at least one prompt token is decoded for its logits
         slot = max(free, key=lambda s: (_common_prefix(s.cached, request.prompt), -s.released_at))
@@ -559,7 +374,7 @@ class LlamaEngine:
             self._stats.prompt_tokens += len(request.prompt)
             self._stats.cached_prompt_tokens += keep
 
-    def _save_to_host(self, slot: _Slot, keep: int) -> None:
+    def _save_to_host(self, slot: Slot, keep: int) -> None:
         """Copy a slot's cells to the host cache before a new request overwrites past `keep`."""
         host = self._host
         if host is None or len(slot.cached) - keep < MIN_SHARED_PREFIX:
@@ -570,7 +385,7 @@ class LlamaEngine:
                 self._stats.host_cache_bytes = host.used_bytes
                 self._stats.host_cache_entries = len(host)
 
-    def _step(self, active: list[_Slot]) -> None:
+    def _step(self, active: list[Slot]) -> None:
         """Decode one batch, then sample every slot that got logits.
 
         If llama_decode refuses the batch, each slot's part is decoded alone so that only the
@@ -594,10 +409,10 @@ class LlamaEngine:
                 self._sample(slot)
             slot.draft = []
 
-    def _plan(self, active: list[_Slot]) -> list[_Entry]:
+    def _plan(self, active: list[Slot]) -> list[Entry]:
         """A token for every generating slot first (with its draft, if any), then prefill
         chunks within n_batch."""
-        plan: list[_Entry] = []
+        plan: list[Entry] = []
         generating = [s for s in active if not s.pending]
         n = len(generating)
         for slot in active:
@@ -606,17 +421,17 @@ class LlamaEngine:
             slot.draft = self._draft(slot, self.config.n_batch - n)
             n += len(slot.draft)
             rows = 1 + len(slot.draft)
-            plan.append(_Entry(slot, [slot.last_token, *slot.draft], len(slot.cached), rows))
+            plan.append(Entry(slot, [slot.last_token, *slot.draft], len(slot.cached), rows))
         for slot in active:
             budget = self.config.n_batch - n
             if not slot.pending or budget <= 0:
                 continue
             chunk, slot.pending = slot.pending[:budget], slot.pending[budget:]
-            plan.append(_Entry(slot, chunk, len(slot.cached), 0 if slot.pending else 1))
+            plan.append(Entry(slot, chunk, len(slot.cached), 0 if slot.pending else 1))
             n += len(chunk)
         return plan
 
-    def _draft(self, slot: _Slot, budget: int) -> list[int]:
+    def _draft(self, slot: Slot, budget: int) -> list[int]:
         """Draft tokens for a generating slot: none past max_tokens, the context or the batch."""
         request = slot.request
         if slot.drafter is None or request is None:
@@ -628,7 +443,7 @@ class LlamaEngine:
         )
         return slot.drafter.draft(room)
 
-    def _decode(self, plan: list[_Entry]) -> int:
+    def _decode(self, plan: list[Entry]) -> int:
         """Load the planned tokens into the batch and decode; on success the slots keep them."""
         batch = self._batch
         n = 0
@@ -651,7 +466,7 @@ class LlamaEngine:
                 self._stats.decode_tokens += n
         return rc
 
-    def _fail_slot(self, slot: _Slot, message: str) -> None:
+    def _fail_slot(self, slot: Slot, message: str) -> None:
         """End one slot's request with an error and forget its cells."""
         if slot.request is not None:
             self._finish(slot, "error", message)
@@ -659,7 +474,7 @@ class LlamaEngine:
         slot.cached = []
         slot.logit_index = -1
 
-    def _sample(self, slot: _Slot) -> None:
+    def _sample(self, slot: Slot) -> None:
         """Sample the slot's next token (and check its draft); emit the text they complete.
 
         Row i of a drafting slot holds the logits after its i-th draft token: the sampled token
@@ -693,7 +508,7 @@ class LlamaEngine:
                 self._stats.drafted_tokens += len(draft)
                 self._stats.accepted_tokens += accepted
 
-    def _take(self, slot: _Slot, request: _Request, token: int, row: int, cells: int) -> bool:
+    def _take(self, slot: Slot, request: Request, token: int, row: int, cells: int) -> bool:
         """Emit one sampled token's text (`cells` precede it); False once the request ended."""
         assert slot.assembler is not None
         if llc.llama_vocab_is_eog(self._vocab, token):
@@ -723,7 +538,7 @@ class LlamaEngine:
             return True
         return False
 
-    def _finish(self, slot: _Slot, reason: FinishReason, error: str | None = None) -> None:
+    def _finish(self, slot: Slot, reason: FinishReason, error: str | None = None) -> None:
         """End the slot's request; its KV stays cached for prefix reuse."""
         request = slot.request
         assert request is not None and slot.assembler is not None
@@ -742,7 +557,7 @@ class LlamaEngine:
 
     def _close_request(
         self,
-        request: _Request,
+        request: Request,
         reason: FinishReason,
         generated: int,
         reused: int,
@@ -800,19 +615,6 @@ def _sha256(path: Path) -> str:
 def _greedy(params: GenerationParams) -> bool:
     """Requests whose drafts are checked by exact match: greedy and free of grammars."""
     return params.temperature <= 0 and params.json_schema is None
-
-
-def _collect_strings(value: Any, out: list[str]) -> None:
-    """Every string (keys included) inside nested lists and dicts."""
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _collect_strings(key, out)
-            _collect_strings(item, out)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _collect_strings(item, out)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -1,0 +1,96 @@
+"""The worker's records: a submitted request, its stream, a slot and a run of batch tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from models.engine.base import Finish, GenerationParams, Piece, TokenLogprob
+from models.engine.sampling import Sampler
+from models.engine.speculative import Drafter
+from models.engine.text import StopTextAssembler
+
+
+class GenerationStream:
+    """Async stream of one request's pieces, ending with a Finish; cancel() stops it."""
+
+    def __init__(self, wake: Callable[[], None], request: Request) -> None:
+        self._wake = wake
+        self._request = request
+
+    def __aiter__(self) -> GenerationStream:
+        return self
+
+    async def __anext__(self) -> Piece | Finish:
+        if self._request.delivered_finish:
+            raise StopAsyncIteration
+        item = await self._request.events.get()
+        if isinstance(item, Finish):
+            self._request.delivered_finish = True
+        return item
+
+    def cancel(self) -> None:
+        """Ask the engine to drop this request at its next step (no-op once finished)."""
+        if not self._request.delivered_finish and not self._request.cancelled:
+            self._request.cancelled = True
+            self._wake()
+
+
+@dataclass(eq=False)
+class Request:
+    """A submitted request as the worker sees it."""
+
+    prompt: list[int]
+    params: GenerationParams
+    max_tokens: int
+    sampler: Sampler
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue[Piece | Finish] = field(default_factory=asyncio.Queue)
+    leader: Request | None = None  # the first choice of the same prompt, which prefills it
+    prefilled: bool = False
+    done: bool = False
+    cancelled: bool = False
+    delivered_finish: bool = False
+    submitted_at: float = field(default_factory=time.monotonic)
+    queued_s: float | None = None  # set when admitted to a slot
+
+    def waits_for_leader(self) -> bool:
+        """True while this choice's leader is still queued or prefilling the shared prompt."""
+        leader = self.leader
+        return leader is not None and not leader.prefilled and not leader.done
+
+    def emit(self, item: Piece | Finish) -> None:
+        """Hand an event to the request's event loop (thread-safe)."""
+        with contextlib.suppress(RuntimeError):  # the loop is gone at shutdown
+            self.loop.call_soon_threadsafe(self.events.put_nowait, item)
+
+
+@dataclass(eq=False)
+class Slot:
+    """One llama.cpp sequence: the tokens in its KV cache and the request using it."""
+
+    seq_id: int
+    cached: list[int] = field(default_factory=list)
+    request: Request | None = None
+    pending: list[int] = field(default_factory=list)
+    reused: int = 0
+    generated: int = 0
+    last_token: int = -1
+    logit_index: int = -1
+    assembler: StopTextAssembler[TokenLogprob] | None = None
+    drafter: Drafter | None = None
+    released_at: float = 0.0  # when its last request ended (free slots are reused LRU)
+    draft: list[int] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Entry:
+    """A run of one slot's tokens in the next batch."""
+
+    slot: Slot
+    tokens: list[int]
+    start: int
+    rows: int  # the last `rows` tokens get logits (a drafting slot: its token and every draft)
