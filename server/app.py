@@ -17,6 +17,7 @@ from models.engine.pool import EngineFactory, EnginePool, llama_engine
 from models.predictors.prediction_log import PredictionLog
 from models.predictors.registry import PredictorRegistry
 from server.auth import RequestGuard
+from server.drift_metrics import DriftVerdicts
 from server.errors import install_error_handlers, openapi_document
 from server.http_metrics import HTTPMetrics
 from server.metrics import Metrics
@@ -122,6 +123,9 @@ def create_app(
     app.state.load_error = None
     app.state.started_at = int(time.time())
     app.state.metrics = Metrics(app.state.pool.unique, settings.watchdog_s)
+    if settings.drift_experiment:
+        app.state.drift_verdicts = DriftVerdicts(settings.tracking_uri, settings.drift_experiment)
+        app.state.metrics.registry.register(app.state.drift_verdicts)
     log_path = settings.log_completions
     app.state.completions_log = CompletionsLog(log_path) if log_path is not None else None
     app.state.embedder = Embedder()  # loads its weights on the first /v1/embeddings call

@@ -135,6 +135,11 @@ class PredictorSettings(BaseSettings):
         description="Seconds shutdown waits for the prediction log to flush (keep under docker "
         "stop's 10 s).",
     )
+    drift_experiment: str | None = Field(
+        default="myllama-drift",
+        description="MLflow experiment of `myllama eval drift` runs whose latest verdicts "
+        "/metrics shows (myllama_drift_verdict); empty: off.",
+    )
     load_predictors: bool = Field(
         default=True, description="Load the classical predictors at start-up."
     )
