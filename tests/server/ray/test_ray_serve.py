@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.server.ray.conftest import (
     RayServer,
@@ -28,7 +29,9 @@ from tests.server.ray.conftest import (
 pytestmark = pytest.mark.ray
 log = logging.getLogger(__name__)
 
-MESSAGES = [{"role": "user", "content": "Count from one to twenty in words."}]
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Count from one to twenty in words."}
+]
 COUNTING = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"  # the model keeps counting: long, steady streams
 
 
@@ -50,7 +53,7 @@ def finished(server: RayServer, reason: str | None = None) -> dict[str, float]:
 async def _stream(client: openai.AsyncOpenAI, max_tokens: int) -> tuple[str, str | None]:
     stream = await client.chat.completions.create(
         model="smollm2-135m-instruct",
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
         max_tokens=max_tokens,
         temperature=0,
         stream=True,
@@ -242,10 +245,11 @@ def test_killing_a_replica_mid_load(server: RayServer) -> None:
     for thread in threads:
         thread.start()
     wait_until(lambda: all(s.is_set() for s in started), 120, "every stream started")
+    # Ray gives a replica at most --parallel (4) requests: 4 streams run on each replica.
     wait_until(
-        lambda: len([n for n in per_replica(server, "myllama_replica_running").values() if n]) == 2,
+        lambda: any(per_replica(server, "myllama_replica_running").values()),
         60,
-        "both replicas decoding",
+        "a replica decoding",
     )
     running = per_replica(server, "myllama_replica_running")
     victim = max(running, key=lambda r: running[r])
