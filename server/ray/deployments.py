@@ -159,3 +159,15 @@ def cpus_needed(settings: ServerSettings, ray_settings: RaySettings) -> float:
     engines = len(specs) * ray_settings.replica_range()[1] * threads
     predictors = ray_settings.predictor_replicas_max * ray_settings.predictor_cpus
     return engines + (predictors if settings.load_predictors else 0.0)
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Ray Serve's application builder (`serve run server.ray.deployments:app_builder`, KubeRay's
+    import_path): `myllama serve --ray`'s application from its settings given as args."""
+    known = set(ServerSettings.model_fields) | set(RaySettings.model_fields)
+    unknown = set(args) - known
+    if unknown:
+        raise ValueError(f"not `myllama serve --ray` settings: {', '.join(sorted(unknown))}")
+    server = ServerSettings(**{k: v for k, v in args.items() if k in ServerSettings.model_fields})
+    ray = RaySettings(**{k: v for k, v in args.items() if k in RaySettings.model_fields})
+    return build_application(server, ray)

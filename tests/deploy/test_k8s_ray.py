@@ -73,11 +73,7 @@ def test_a_broken_rayservice_fails(name: str) -> None:
 
 
 # KubeRay deploys the app through a Ray Serve application builder, `builder(args) -> Application`
-# (the import_path); until server/ray has one the RayService cannot deploy: this marker keeps that
-# visible, and fails (strict) as soon as the builder exists, so it gets removed.
-@pytest.mark.xfail(
-    raises=AttributeError, strict=True, reason="server.ray.deployments has no app_builder(args)"
-)
+# (the import_path): server.ray.deployments:app_builder.
 def test_the_serve_app_and_its_args_exist_here() -> None:
     """import_path names an application builder of this repository that builds the app from
     the args, and the args are `myllama serve --ray` settings with valid values."""
