@@ -113,3 +113,16 @@ def test_server_and_eval_record_to_that_mlflow() -> None:
     assert command[:3] == ["myllama", "eval", "run"]
     assert command[command.index("--server-url") + 1] == "http://server:8000"
     assert services["eval"]["profiles"] == ["eval"]  # only on request, not on `up`
+
+
+def test_myllama_variables_are_real_settings() -> None:
+    """Each MYLLAMA_* variable given to the server or the eval service is one they read."""
+    from cli_settings import env_name
+    from eval.settings import EvalRunSettings
+    from server.settings import ServerSettings
+
+    services = _compose()["services"]
+    for name, model in (("server", ServerSettings), ("eval", EvalRunSettings)):
+        names = {env_name(model, field) for field in model.model_fields}
+        given = {var for var in _env(services[name]) if var.startswith("MYLLAMA_")}
+        assert given <= names, (name, given - names)
