@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -212,7 +213,7 @@ class ChatTab:
         kept, question = last_exchange(history)
         return kept, kept, question, ""
 
-    def like(
+    async def like(
         self,
         data: gr.LikeData,
         history: list[Message],
@@ -223,16 +224,24 @@ class ChatTab:
         index = _index(data.index)
         if data.liked not in (True, False) or not 0 <= index < len(history):
             return "Feedback withdrawn in the page (what was recorded stays in MLflow)."
+        try:  # which file answered: the GGUF's hash and type, as the server reports them now
+            card = next((c for c in await self.client.models() if c.id == model), None)
+        except UserFacingError:
+            card = None
+        facts = ("file_name", "file_sha256", "description")
         rated = feedback.Rated(
             model=model or "?",
             messages=history[:index],
             answer=history[index]["content"],
             liked=bool(data.liked),
             user=request.username or "anonymous",
-            meta={},
+            meta={k: card.meta[k] for k in facts if card is not None and k in card.meta},
         )
         try:
-            trace = feedback.record(self.tracking_uri, self.feedback_experiment, rated)
+            record = feedback.record
+            trace = await asyncio.to_thread(
+                record, self.tracking_uri, self.feedback_experiment, rated
+            )
         except Exception as exc:  # a store the UI cannot write to must not break the chat
             log.warning("feedback not recorded: %s", exc)
             return f"**Feedback not recorded:** {exc}"

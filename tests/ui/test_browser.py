@@ -124,7 +124,7 @@ def test_iris_form_predicts_a_species(page: Page, stack: Stack) -> None:
         field(page, "iris", feature).fill(str(value))
     page.locator("#iris-predict").click()
     label = page.locator("#iris-label")
-    expect(label).to_contain_text("Predicted: setosa", timeout=30_000)
+    expect(label).to_contain_text("Predicted: setosa", timeout=90_000)
     expect(page.locator("#iris-chart .mark-rect path")).to_have_count(len(spec["classes"]))
     page.screenshot(path=ARTIFACTS / "iris.png", full_page=True)
 
@@ -160,12 +160,12 @@ def test_form_built_from_the_schema_predicts_a_class(page: Page, stack: Stack, n
     open_predictor(page, name)
     page.locator(f"#{name}-predict").click()  # no category chosen: a readable 4xx, no traceback
     expect(page.locator(f"#{name}-label")).to_contain_text(
-        re.compile(r"rejected the request \((400|422)\)"), timeout=30_000
+        re.compile(r"rejected the request \((400|422)\)"), timeout=90_000
     )
     fill_from_schema(page, name, spec)
     page.locator(f"#{name}-predict").click()
     label = page.locator(f"#{name}-label")
-    expect(label).to_contain_text("Predicted:", timeout=30_000)
+    expect(label).to_contain_text("Predicted:", timeout=90_000)
     predicted = label.inner_text().split("Predicted:")[1].split("(")[0].strip()
     assert predicted in [str(c) for c in spec["classes"]]
     expect(page.locator(f"#{name}-chart .mark-rect path")).to_have_count(len(spec["classes"]))

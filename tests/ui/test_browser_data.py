@@ -34,7 +34,7 @@ def test_iris_form_starts_inside_the_training_range_and_predicts(page: Page, sta
         expect(box).to_be_editable()
         assert float(low) <= float(box.input_value()) <= float(high), feature
     page.locator("#iris-predict").click()
-    expect(page.locator("#iris-label")).to_contain_text("Predicted:", timeout=30_000)
+    expect(page.locator("#iris-label")).to_contain_text("Predicted:", timeout=90_000)
 
 
 def test_a_csv_is_scored_and_offered_for_download(page: Page, stack: Stack, tmp_path: Path) -> None:
@@ -46,10 +46,10 @@ def test_a_csv_is_scored_and_offered_for_download(page: Page, stack: Stack, tmp_
     open_predictor(page, "iris")
     page.locator("#iris-csv-panel").get_by_text("Score a CSV file").click()
     page.locator("#iris-csv input[type=file]").set_input_files(upload)
-    expect(page.locator("#iris-csv")).to_contain_text("iris-upload.csv", timeout=30_000)
+    expect(page.locator("#iris-csv")).to_contain_text("iris-upload.csv", timeout=60_000)
     page.locator("#iris-score").click()
     status = page.locator("#iris-score-status")
-    expect(status).to_contain_text("Scored 149 of 150 row(s).", timeout=60_000)
+    expect(status).to_contain_text("Scored 149 of 150 row(s).", timeout=120_000)
     expect(status).to_contain_text("row 3 (line 4): sepal_width: expected a number, got 'wide'")
     expect(page.locator("#iris-scored-rows")).to_contain_text("setosa")
     with page.expect_download() as download:
@@ -102,7 +102,7 @@ def test_the_drift_tab_shows_a_real_drift_run(page: Page, stack: Stack) -> None:
     assert code in (0, 1), err[-2000:]  # 1: drift found; either way a run was logged
     open_tab(page, "tab-drift")
     runs = page.locator("#drift-runs")
-    expect(runs).to_contain_text("drift-iris", timeout=60_000)
+    expect(runs).to_contain_text("drift-iris", timeout=120_000)
     verdict = page.locator("#drift-verdict")
     expect(verdict).to_contain_text(result["run_id"], timeout=60_000)
     expect(verdict).to_contain_text(re.compile("no drift|drift|insufficient data"))

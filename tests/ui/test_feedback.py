@@ -30,3 +30,4 @@ def test_a_verdict_becomes_a_trace_with_human_feedback(tmp_path: Path) -> None:
         (span,) = trace.data.spans
         assert span.inputs == {"model": "smollm2", "messages": asked}
         assert span.outputs == {"answer": rated.answer}
+        assert span.attributes.get("model.file_sha256") == rated.meta.get("file_sha256")
