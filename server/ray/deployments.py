@@ -16,10 +16,11 @@ from models.engine.base import EngineConfig
 from models.engine.pool import llama_engine
 from models.predictors.registry import PredictorRegistry
 from server.app import create_app
+from server.ray.board import board
 from server.ray.engine_proxy import RemoteEngine
 from server.ray.metrics import ReplicaCollector
 from server.ray.predictors_proxy import remote_registry
-from server.ray.replicas import EngineReplica, PredictorsReplica
+from server.ray.replicas import EngineReplica, PredictorsReplica, app_name
 from server.ray.settings import RaySettings
 from server.settings import ServerSettings
 
@@ -56,7 +57,8 @@ class Ingress:
     def engine(self, spec: ModelSpec, config: EngineConfig) -> RemoteEngine:
         """The engine factory: a proxy to this model's deployment, tokenizing here."""
         tokenizer = llama_engine(spec.model_copy(update={"n_ctx": 64}), tokenizer_config(config))
-        return RemoteEngine(self.engines[spec.id], engine_deployment_name(spec.id), tokenizer)
+        name = engine_deployment_name(spec.id)
+        return RemoteEngine(self.engines[spec.id], name, tokenizer, board(app_name()))
 
     def registry(self, settings: ServerSettings) -> PredictorRegistry:
         """The predictor loader: cards from the predictors deployment, scoring there."""

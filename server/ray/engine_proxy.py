@@ -197,9 +197,10 @@ class RemoteEngine:
     and tokenized here, by a small engine of the same model (no round trip per request)."""
 
     def __init__(
-        self, handle: Any, deployment: str, tokenizer: Engine, refresh_s: float = 1.0
+        self, handle: Any, deployment: str, tokenizer: Engine, board: Any, refresh_s: float = 1.0
     ) -> None:
         self.handle = handle
+        self.board = board
         self.tokenizer = tokenizer
         self.deployment = deployment
         self.streaming = handle.options(stream=True)
@@ -275,13 +276,16 @@ class RemoteEngine:
             return list(self._snapshots)
 
     def refresh(self) -> None:
-        """Ask every replica for its snapshot (a broadcast; replicas that fail are left out)."""
+        """Read this model's replicas' latest snapshots from the board."""
+        import ray
+
         try:
-            found = self.handle.broadcast("snapshot").results(timeout_s=5, return_exceptions=True)
+            found = ray.get(self.board.read.remote(), timeout=5)
         except Exception as exc:
-            log.debug("snapshot broadcast failed: %s", exc)
+            log.debug("reading the replica board failed: %s", exc)
             return
-        snaps = sorted((s for s in found if isinstance(s, dict)), key=lambda s: s["replica"])
+        mine = (s for s in found if s["model"] == self.model_id)
+        snaps = sorted(mine, key=lambda s: s["replica"])
         with self._lock:
             self._snapshots = snaps
 

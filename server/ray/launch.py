@@ -105,6 +105,7 @@ def serve_on_ray(settings: ServerSettings, ray_settings: RaySettings) -> int:
     import ray
     from ray import serve
 
+    from server.ray.board import remove_board
     from server.ray.deployments import APP_NAME, build_application
 
     try:
@@ -133,6 +134,7 @@ def serve_on_ray(settings: ServerSettings, ray_settings: RaySettings) -> int:
         ours = _descendants(os.getpid()) if started else set()
         try:
             serve.delete(APP_NAME)
+            remove_board(APP_NAME)
             if started:
                 serve.shutdown()
         finally:

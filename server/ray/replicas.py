@@ -22,6 +22,16 @@ REFUSED = "refused"
 Batch = list[tuple[int, Piece | Finish]]
 
 
+def app_name() -> str:
+    """The Serve application this replica belongs to."""
+    try:
+        from ray import serve
+
+        return str(serve.get_replica_context().app_name) or "myllama"
+    except Exception:
+        return "myllama"
+
+
 def replica_name() -> str:
     """This Serve replica's unique id (the process id outside Serve)."""
     try:
@@ -77,6 +87,9 @@ class EngineReplica:
         self.replica = replica_name()
         self.pid = os.getpid()
         self.node = node_address()
+        from server.ray.board import POST_INTERVAL_S, post_every
+
+        self._posting = post_every(POST_INTERVAL_S, self.snapshot, app_name())
 
     async def generate(
         self, prompt_tokens: list[int], params: GenerationParams, n: int
@@ -107,7 +120,7 @@ class EngineReplica:
         return bool(check()) if check is not None else False
 
     def snapshot(self) -> dict[str, Any]:
-        """This replica's counters and health, for the ingress's /metrics and readiness."""
+        """This replica's counters and health, posted to the board every second."""
         return {
             "replica": self.replica,
             "pid": self.pid,
@@ -125,6 +138,9 @@ class EngineReplica:
             raise EngineUnavailable(f"the engine made no progress for {stalled:.0f} s")
 
     def __del__(self) -> None:
+        posting = getattr(self, "_posting", None)
+        if posting is not None:
+            posting.set()
         engine = getattr(self, "engine", None)
         if engine is not None:
             engine.close()
