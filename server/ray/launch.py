@@ -84,9 +84,9 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def _stop_on_signals() -> threading.Event:
+def _stop_on_signals(stop: threading.Event | None = None) -> threading.Event:
     """An event set by SIGINT or SIGTERM."""
-    stop = threading.Event()
+    stop = stop or threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
@@ -102,6 +102,7 @@ def serve_on_ray(settings: ServerSettings, ray_settings: RaySettings) -> int:
     stop = _stop_on_signals()
     started_at = time.monotonic()
     started = start_ray(settings, ray_settings)
+    stop = _stop_on_signals(stop)  # again: Ray's core worker installs its own, which exits
     import ray
     from ray import serve
 
