@@ -203,6 +203,7 @@ class InputTokensDetails(WireModel):
     """Where input tokens came from."""
 
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class OutputTokensDetails(WireModel):
