@@ -113,6 +113,7 @@ def failover(url: str, streams: int = 8) -> dict[str, float | None]:
 def main() -> None:
     """Run the three setups and print the table."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", default="1,8,16")
     parser.add_argument("--max-tokens", type=int, default=64)
