@@ -67,7 +67,7 @@ def drive_traffic(server: Server) -> None:
     assert bad.status_code == 400, bad.text
     assert httpx.post(f"{server.v1}/predict/nope", json={"inputs": [{}]}, headers=headers)
     assert httpx.get(f"{server.v1}/models").status_code == 401
-    assert httpx.get(f"{server.url}/no/such/page/12345").status_code == 404
+    assert httpx.get(f"{server.url}/no/such/page/12345", headers=headers).status_code == 404
 
 
 def scrape(server: Server) -> list[Sample]:

@@ -34,7 +34,7 @@ def test_process_platform_and_gc_collectors(samples: list[Sample]) -> None:
 
 
 def test_http_requests_by_route_template_method_and_status(samples: list[Sample]) -> None:
-    """Routes are templates, never raw paths; 401s, 404s and 422s are counted with their route."""
+    """Routes are templates, never raw paths; 401s, 404s and 400s are counted with their route."""
     count = "myllama_http_requests_total"
     assert values(samples, count, route="/v1/predict/{name}", method="POST", status="200") == [1]
     assert values(samples, count, route="/v1/predict/{name}", method="POST", status="400") == [1]
