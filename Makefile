@@ -61,3 +61,23 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# llama.cpp's llama-server, the yardstick of benchmarks/serving_bench.py: built from the
+# vendor/llama.cpp of the llama-cpp-python sdist we pin, into a cache outside the repo (~8 min)
+LLAMA_CPP_PYTHON := $(shell sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
+LLAMA_SERVER_DIR ?= $(HOME)/.cache/myllama/llama-server
+.PHONY: llama-server
+llama-server: $(LLAMA_SERVER_DIR)/$(LLAMA_CPP_PYTHON)/llama-server
+
+$(LLAMA_SERVER_DIR)/$(LLAMA_CPP_PYTHON)/llama-server:
+	mkdir -p $(LLAMA_SERVER_DIR)/src
+	$(PYTHON) -m pip download --quiet --no-deps --no-binary :all: \
+		-d $(LLAMA_SERVER_DIR)/src llama-cpp-python==$(LLAMA_CPP_PYTHON)
+	tar -xzf $(LLAMA_SERVER_DIR)/src/llama_cpp_python-$(LLAMA_CPP_PYTHON).tar.gz \
+		-C $(LLAMA_SERVER_DIR)/src
+	cmake -S $(LLAMA_SERVER_DIR)/src/llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp \
+		-B $(LLAMA_SERVER_DIR)/build-$(LLAMA_CPP_PYTHON) -DCMAKE_BUILD_TYPE=Release \
+		-DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+		-DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF
+	cmake --build $(LLAMA_SERVER_DIR)/build-$(LLAMA_CPP_PYTHON) --target llama-server -j 2
+	cp $(LLAMA_SERVER_DIR)/build-$(LLAMA_CPP_PYTHON)/bin/llama-server $@

@@ -4,6 +4,10 @@ Usage: .venv/bin/python benchmarks/serving_bench.py [--levels 1,2,4,8,16] [--max
 Prints per server and level: aggregate output tok/s, TTFT p50/p95, TPOT p50, E2E p95, completed
 streams, and the ratio against llama_cpp.server measured in the same run; also the single-stream
 tok/s of in-process `Llama.create_chat_completion`.
+
+With --speculation it instead runs My LLAMA twice (--no-speculative, then --speculative) on the
+general chat prompts and on the copy-heavy set (prompts/sets/copyheavy.jsonl, each prompt sent
+twice: a c=1 pass, then a c=8 pass), and prints tok/s, TTFT and the drafts accepted.
 """
 
 from __future__ import annotations
@@ -39,17 +43,34 @@ TOPICS = [
 ]
 
 
-def prompt(i: int) -> list[dict[str, str]]:
+Messages = list[dict[str, str]]
+
+
+def prompt(i: int) -> Messages:
     """A prompt that asks for a long answer."""
     return [{"role": "user", "content": f"Write a long story about {TOPICS[i % len(TOPICS)]}."}]
 
 
-async def one_request(http: httpx.AsyncClient, url: str, i: int, max_tokens: int) -> RequestRecord:
+def general_prompts() -> list[Messages]:
+    """The general chat prompts: one long story per topic."""
+    return [prompt(i) for i in range(len(TOPICS))]
+
+
+def copy_heavy_prompts() -> list[Messages]:
+    """The copy-heavy set: summarise, rewrite, extract or edit a given text of 300+ tokens."""
+    from prompts.sets import load_prompt_set
+
+    return [list(p.messages) for p in load_prompt_set("copyheavy").prompts]
+
+
+async def one_request(
+    http: httpx.AsyncClient, url: str, i: int, max_tokens: int, messages: Messages | None = None
+) -> RequestRecord:
     """Stream one chat completion and time every token."""
     record = RequestRecord(prompt_id=str(i))
     body = {
         "model": DEFAULT_MODEL.id,
-        "messages": prompt(i),
+        "messages": messages or prompt(i),
         "max_tokens": max_tokens,
         "temperature": 0,
         "stream": True,
@@ -91,13 +112,20 @@ async def one_request(http: httpx.AsyncClient, url: str, i: int, max_tokens: int
     return record
 
 
-async def sweep_level(url: str, concurrency: int, requests: int, max_tokens: int) -> dict:
+async def sweep_level(
+    url: str,
+    concurrency: int,
+    requests: int,
+    max_tokens: int,
+    prompts: list[Messages] | None = None,
+) -> dict:
     """Run `requests` streams with `concurrency` in flight; summarise them."""
     gate = asyncio.Semaphore(concurrency)
 
     async def gated(http: httpx.AsyncClient, i: int) -> RequestRecord:
         async with gate:
-            return await one_request(http, url, i, max_tokens)
+            messages = prompts[i % len(prompts)] if prompts else None
+            return await one_request(http, url, i, max_tokens, messages)
 
     limits = httpx.Limits(max_connections=concurrency + 4)
     async with httpx.AsyncClient(timeout=600, limits=limits) as http:
@@ -233,6 +261,95 @@ def table(ours: dict[int, dict], base: dict[int, dict], single_in_process: float
     return "\n".join(rows)
 
 
+def scrape(url: str, name: str) -> float:
+    """Sum of a Prometheus sample family on the server's /metrics (NaN when not exported)."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((f"{name}{{", f"{name} ", f"{name}_total{{", f"{name}_total "))
+    ]
+    return sum(values) if values else float("nan")
+
+
+def speculation_sweep(serve: list[str], url: str, max_tokens: int) -> dict[str, dict[int, dict]]:
+    """General chat and copy-heavy prompts at 1 and 8 clients against one running server."""
+    results: dict[str, dict[int, dict]] = {}
+    for set_name, prompts in (("general", general_prompts()), ("copy-heavy", copy_heavy_prompts())):
+        results[set_name] = {}
+        for level in (1, 8):
+            requests = 2 * len(prompts) if set_name == "copy-heavy" else max(2 * level, 4)
+            drafted, accepted = (
+                scrape(url, "myllama_draft_tokens"),
+                scrape(url, "myllama_draft_tokens_accepted"),
+            )
+            figures = asyncio.run(sweep_level(url, level, requests, max_tokens, prompts))
+            figures["drafted"] = scrape(url, "myllama_draft_tokens") - drafted
+            figures["accepted"] = scrape(url, "myllama_draft_tokens_accepted") - accepted
+            log.info(
+                "%s %s c=%d: %.1f tok/s",
+                " ".join(serve[-1:]),
+                set_name,
+                level,
+                figures["output_tok_per_s"],
+            )
+            results[set_name][level] = figures
+    return results
+
+
+def speculation_table(runs: dict[str, dict[str, dict[int, dict]]]) -> str:
+    """With and without speculation, per prompt set and concurrency, as a Markdown table."""
+    rows = [
+        "| prompt set | speculative | clients | tok/s | ×without | TTFT p50 | TTFT p95 | complete "
+        "| drafts accepted |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    base = runs["off"]
+    for mode, results in runs.items():
+        for set_name, levels in results.items():
+            for level, f in levels.items():
+                ratio = f["output_tok_per_s"] / max(base[set_name][level]["output_tok_per_s"], 1e-9)
+                share = f["accepted"] / f["drafted"] if f.get("drafted") else float("nan")
+                rows.append(
+                    f"| {set_name} | {mode} | {level} | {f['output_tok_per_s']:.1f} | {ratio:.2f} "
+                    f"| {f.get('ttft_s_p50', 0):.3f} | {f.get('ttft_s_p95', 0):.3f} "
+                    f"| {int(f['completed'])}/{int(f['requests'])} "
+                    f"| {f.get('accepted', 0):.0f}/{f.get('drafted', 0):.0f} ({share:.0%}) |"
+                )
+    return "\n".join(rows)
+
+
+def run_speculation(args: argparse.Namespace) -> int:
+    """My LLAMA without, then with, speculative decoding on both prompt sets."""
+    runs: dict[str, dict[str, dict[int, dict]]] = {}
+    for mode, flag in (("off", "--no-speculative"), ("on", "--speculative")):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        serve = [
+            "serve",
+            "--port",
+            str(port),
+            "--parallel",
+            str(args.parallel),
+            "--max-queue",
+            "256",
+            "--no-load-predictors",
+            *(["--n-threads", str(args.n_threads)] if args.n_threads else []),
+            flag,
+        ]
+        with running_myllama(serve, f"{url}/health", log_name="bench-server"):
+            runs[mode] = speculation_sweep(serve, url, args.max_tokens)
+    args.out.write_text(json.dumps(runs, indent=1))
+    sys.stdout.write(
+        f"myllama serve --parallel {args.parallel}, without and with --speculative; "
+        f"{args.max_tokens} output tokens per request, temperature 0; general: 8 story prompts "
+        "(c=1: 4 requests, c=8: 16); copy-heavy: 8 prompts of 370-620 tokens, each sent twice "
+        "per pass (c=1 pass, then c=8 pass)\n"
+    )
+    sys.stdout.write(speculation_table(runs) + "\n")
+    return 0
+
+
 def main() -> int:
     """Run the sweep against both servers and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -243,8 +360,16 @@ def main() -> int:
     parser.add_argument("--skip-in-process", action="store_true")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("test-artifacts/serving_bench.json"))
+    parser.add_argument(
+        "--speculation",
+        action="store_true",
+        help="compare --no-speculative and --speculative on general and copy-heavy prompts",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.speculation:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        return run_speculation(args)
     levels = [int(x) for x in args.levels.split(",")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
