@@ -6,7 +6,7 @@ streams, and the ratio against llama_cpp.server measured in the same run; also t
 tok/s of in-process `Llama.create_chat_completion`.
 
 With --speculation it instead runs My LLAMA twice (--no-speculative, then --speculative) on the
-general chat prompts and on the copy-heavy set (prompts/sets/copyheavy.jsonl, each prompt sent
+general chat prompts and on the copy-heavy set (prompts/sets/heavy-copy.jsonl, each prompt sent
 twice: a c=1 pass, then a c=8 pass), and prints tok/s, TTFT and the drafts accepted.
 """
 
@@ -60,7 +60,7 @@ def copy_heavy_prompts() -> list[Messages]:
     """The copy-heavy set: summarise, rewrite, extract or edit a given text of 300+ tokens."""
     from prompts.sets import load_prompt_set
 
-    return [list(p.messages) for p in load_prompt_set("copyheavy").prompts]
+    return [list(p.messages) for p in load_prompt_set("heavy-copy").prompts]
 
 
 async def one_request(
