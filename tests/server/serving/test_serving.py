@@ -394,3 +394,21 @@ def _sse_json(fake: FakeServer, path: str, body: dict[str, Any]) -> list[dict[st
     with httpx.stream("POST", f"{fake.url}{path}", json=body, timeout=30) as reply:
         lines = [line for line in reply.iter_lines() if line.startswith("data: {")]
     return [json.loads(line.removeprefix("data: ")) for line in lines]
+
+
+def test_deprecated_functions_are_mapped_onto_tools(fake: FakeServer, engine: FakeEngine) -> None:
+    """functions + function_call naming one: the same grammar-forced call as tools would give."""
+    engine.script = Script(pieces=['[{"name": "get_weather", "arguments": {"city": "Rome"}}]'])
+    body = {
+        "messages": [{"role": "user", "content": "Weather?"}],
+        "functions": [WEATHER_TOOL["function"]],
+        "function_call": {"name": "get_weather"},
+    }
+    reply = httpx.post(f"{fake.url}/v1/chat/completions", json=body, timeout=30).json()
+    schema = json.loads(engine.submitted[-1].json_schema or "null")
+    assert schema["items"]["properties"]["name"] == {"const": "get_weather"}
+    (call,) = reply["choices"][0]["message"]["tool_calls"]
+    assert json.loads(call["function"]["arguments"]) == {"city": "Rome"}
+    both = {**body, "tools": [WEATHER_TOOL]}
+    error = httpx.post(f"{fake.url}/v1/chat/completions", json=both, timeout=30).json()["error"]
+    assert "not both" in error["message"] and error["type"] == "invalid_request_error"
