@@ -350,6 +350,64 @@ def run_speculation(args: argparse.Namespace) -> int:
     return 0
 
 
+def engine_speculation(args: argparse.Namespace) -> int:
+    """In-process engine, without and with speculation: tok/s per prompt set at 1 and 8 streams."""
+    from models.engine import EngineConfig, GenerationParams
+    from models.engine.llama_engine import LlamaEngine
+
+    async def level(engine: LlamaEngine, prompts: list[list[int]], clients: int) -> float:
+        gate = asyncio.Semaphore(clients)
+        params = GenerationParams(max_tokens=args.max_tokens, temperature=0)
+
+        async def one(prompt: list[int]) -> int:
+            async with gate:
+                [stream] = await engine.submit(prompt, params)
+                async for event in stream:
+                    if not hasattr(event, "text"):
+                        return int(event.completion_tokens)
+            return 0
+
+        started = time.perf_counter()
+        tokens = sum(await asyncio.gather(*(one(p) for p in prompts)))
+        return tokens / (time.perf_counter() - started)
+
+    rows = ["| prompt set | clients | tok/s without | tok/s with | ×without | accepted/drafted |"]
+    rows.append("|---|---|---|---|---|---|")
+    sets = {"general": general_prompts(), "heavy-copy": copy_heavy_prompts()}
+    figures: dict[tuple[str, int, bool], tuple[float, int, int]] = {}
+    for speculative in (False, True):
+        config = EngineConfig(
+            parallel=args.parallel, max_queue=256, n_threads=args.n_threads, speculative=speculative
+        )
+        engine = LlamaEngine(DEFAULT_MODEL, config)
+        try:
+            for name, messages in sets.items():
+                prompts = [engine.chat_prompt(m) for m in messages] * 2
+                for clients in (1, 8):
+                    before = engine.stats()
+                    rate = asyncio.run(level(engine, prompts, clients))
+                    after = engine.stats()
+                    drafted = after.drafted_tokens - before.drafted_tokens
+                    accepted = after.accepted_tokens - before.accepted_tokens
+                    figures[name, clients, speculative] = (rate, accepted, drafted)
+                    log.info("%s c=%d speculative=%s: %.1f tok/s", name, clients, speculative, rate)
+        finally:
+            engine.close()
+    for name in sets:
+        for clients in (1, 8):
+            off, _, _ = figures[name, clients, False]
+            on, accepted, drafted = figures[name, clients, True]
+            rows.append(
+                f"| {name} | {clients} | {off:.1f} | {on:.1f} | {on / off:.2f} "
+                f"| {accepted}/{drafted} |"
+            )
+    sys.stdout.write(
+        f"in-process engine, {args.parallel} slots, {args.max_tokens} tokens, temperature 0, "
+        "each prompt twice\n" + "\n".join(rows) + "\n"
+    )
+    return 0
+
+
 def main() -> int:
     """Run the sweep against both servers and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -365,8 +423,15 @@ def main() -> int:
         action="store_true",
         help="compare --no-speculative and --speculative on general and copy-heavy prompts",
     )
+    parser.add_argument(
+        "--engine-speculation",
+        action="store_true",
+        help="the same comparison on the in-process engine (no HTTP)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.engine_speculation:
+        return engine_speculation(args)
     if args.speculation:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         return run_speculation(args)

@@ -42,7 +42,7 @@ class EngineConfig:
     max_tokens_default: int = 512
     watchdog_s: float = 60.0
     speculative: bool = False  # prompt-lookup drafts for greedy requests
-    draft_tokens: int = 8  # the most draft tokens per slot and step
+    draft_tokens: int = 4  # the most draft tokens per slot and step
     host_cache_mib: int = 256  # host RAM for KV of sequences that left their slot (0: off)
 
     def __post_init__(self) -> None:

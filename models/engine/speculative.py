@@ -11,7 +11,8 @@ class Drafter:
 
     The index maps every n-gram whose next token is known to the position of that next token
     (the latest occurrence wins), so a lookup is one dict access per n-gram size. The draft
-    length halves after a draft is wholly rejected and grows again with accepted tokens; after
+    length halves after a draft is wholly rejected, becomes one more than the accepted count after
+    a partial match and doubles after a full one; after
     a few misses at length 1 the drafter pauses for a number of steps that doubles each time.
     """
 
@@ -69,5 +70,5 @@ class Drafter:
         self._paused_for = 0
         if accepted == drafted:
             self.limit = min(self.max_draft, self.limit * 2)
-        else:
-            self.limit = min(self.max_draft, max(accepted + 1, self.limit))
+        else:  # verifying rows costs: draft about as many as the model took last time
+            self.limit = min(self.max_draft, accepted + 1)
