@@ -10,7 +10,7 @@ from prompts.library import load_library
 from ui.chat import ChatTab
 from ui.client import ServerClient
 from ui.drift_tab import DriftTab
-from ui.predictors import build_predictor, predictor_specs
+from ui.predictors import build_predictor, build_scoring, predictor_specs
 from ui.settings import UISettings
 
 # System fonts only: the UI must not reach for Google Fonts on an offline machine.
@@ -62,6 +62,8 @@ def build_app(settings: UISettings) -> gr.Blocks:
                             name = str(spec["name"])
                             with gr.Tab(name.title(), id=f"tab-{name}", elem_id=f"tab-{name}"):
                                 build_predictor(client, spec)
+
+                build_scoring(client, catalog)
 
             with gr.Tab("Drift", id="drift", elem_id="tab-drift") as drift_tab:
                 DriftTab(settings.tracking_uri, settings.drift_experiment).build(drift_tab)

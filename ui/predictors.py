@@ -103,47 +103,76 @@ def build_predictor(client: ServerClient, spec: dict[str, Any]) -> None:
         return f"### Predicted: {result.label}{confidence}", chart_frame(result.probabilities)
 
     button.click(predict, inputs=fields, outputs=[label, chart], concurrency_limit=None)
-    build_scoring(client, name, properties, [str(c) for c in spec.get("classes", [])])
 
 
-def build_scoring(
-    client: ServerClient, name: str, properties: dict[str, dict[str, Any]], classes: list[str]
-) -> None:
-    """Upload a CSV, score every row, show the first rows and offer the scored file."""
-    with gr.Accordion("Score a CSV file", open=False, elem_id=f"{name}-csv-panel"):
-        gr.Markdown(
-            f"A header naming every feature ({', '.join(properties)}); other columns are kept. "
+Catalog = tuple[list[dict[str, Any]], str | None]  # the server's predictor specs, or why none
+
+
+def build_scoring(client: ServerClient, catalog: gr.State) -> None:
+    """Upload a CSV, score every row with the chosen predictor, show the first rows, offer the
+    scored file. Built once, outside the per-predictor gr.render: the same upload components
+    rendered inside it left a form's Predict now and then waiting forever in the browser."""
+    with gr.Accordion("Score a CSV file", open=True, elem_id="csv-panel"):
+        about = gr.Markdown("", elem_id="csv-about")
+        with gr.Row(equal_height=True):
+            pick = gr.Dropdown(label="Predictor", choices=[], scale=1, elem_id="csv-predictor")
+            upload = gr.File(label="CSV file", file_types=[".csv"], scale=3, elem_id="csv-file")
+        run = gr.Button("Score the file", elem_id="csv-score")
+        summary = gr.Markdown("", elem_id="csv-status")
+        preview = gr.Dataframe(
+            label=f"First {scoring.PREVIEW_ROWS} rows", interactive=False, elem_id="csv-rows"
+        )
+        download = gr.DownloadButton(
+            "Download the scored CSV", visible=False, elem_id="csv-download"
+        )
+
+    def spec_of(found: Catalog, name: str | None) -> dict[str, Any] | None:
+        """The chosen predictor's spec."""
+        return next((s for s in found[0] if s["name"] == name), None)
+
+    def choices(found: Catalog) -> Any:
+        """The predictors offered for scoring (the first chosen)."""
+        names = [str(s["name"]) for s in found[0]]
+        return gr.Dropdown(choices=names, value=names[0] if names else None)
+
+    def describe(found: Catalog, name: str | None) -> str:
+        """What the chosen predictor's file must hold."""
+        spec = spec_of(found, name)
+        if spec is None:
+            return "No predictor to score with."
+        features = ", ".join(spec["input_schema"].get("properties", {}))
+        return (
+            f"A header naming every feature of **{name}** ({features}); other columns are kept. "
             f"Rows go to the server {scoring.BATCH_ROWS} at a time; a refused row gets its reason "
             "in the `error` column."
         )
-        upload = gr.File(label="CSV file", file_types=[".csv"], elem_id=f"{name}-csv")
-        run = gr.Button("Score the file", elem_id=f"{name}-score")
-        summary = gr.Markdown("", elem_id=f"{name}-score-status")
-        preview = gr.Dataframe(
-            label=f"First {scoring.PREVIEW_ROWS} rows",
-            interactive=False,
-            elem_id=f"{name}-scored-rows",
-        )
-        download = gr.DownloadButton(
-            "Download the scored CSV", visible=False, elem_id=f"{name}-scored-file"
-        )
 
-    async def score_file(path: str | None) -> tuple[str, pd.DataFrame | None, Any]:
+    async def score_file(
+        found: Catalog, name: str | None, path: str | None
+    ) -> tuple[str, pd.DataFrame | None, Any]:
         """Read, score and write the file; a readable message instead of any failure."""
         hidden = gr.DownloadButton(visible=False)
-        if not path:
-            return "Choose a CSV file first.", None, hidden
+        spec = spec_of(found, name)
+        if spec is None or not path:
+            return "Choose a predictor and a CSV file first.", None, hidden
+        properties: dict[str, dict[str, Any]] = spec["input_schema"].get("properties", {})
+        classes = [str(c) for c in spec.get("classes", [])]
         try:
             frame = scoring.read_csv(path, properties)
-            scored = await scoring.score(client, name, frame, properties, classes)
+            scored = await scoring.score(client, str(name), frame, properties, classes)
         except UserFacingError as problem:
             return f"**Error:** {problem.message}", None, hidden
-        written = scoring.write_scored(scored, name)
+        written = scoring.write_scored(scored, str(name))
         shown = scored.frame.head(scoring.PREVIEW_ROWS).round(4)
         return scored.summary(), shown, gr.DownloadButton(value=str(written), visible=True)
 
+    catalog.change(choices, inputs=catalog, outputs=pick)
+    pick.change(describe, inputs=[catalog, pick], outputs=about)
     run.click(
-        score_file, inputs=upload, outputs=[summary, preview, download], concurrency_limit=None
+        score_file,
+        inputs=[catalog, pick, upload],
+        outputs=[summary, preview, download],
+        concurrency_limit=None,
     )
 
 

@@ -104,9 +104,14 @@ def test_stop_closes_the_request_and_frees_the_slot(page: Page, stack: Stack) ->
 
 
 def open_predictor(page: Page, name: str) -> None:
-    """Go to the Predictors tab and one predictor's sub-tab (waiting for the server's list)."""
+    """Go to the Predictors tab and one predictor's sub-tab (waiting for the server's list).
+
+    Then wait for the last event the list sets off (the CSV panel describing its predictor): a
+    click while the page's load events still ran was now and then never answered.
+    """
     open_tab(page, "tab-predictors")
     open_tab(page, f"tab-{name}")
+    expect(page.locator("#csv-about")).to_contain_text("every feature of", timeout=60_000)
 
 
 def field(page: Page, predictor: str, feature: str) -> Any:

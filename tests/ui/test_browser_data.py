@@ -43,17 +43,17 @@ def test_a_csv_is_scored_and_offered_for_download(page: Page, stack: Stack, tmp_
     frame.loc[2, "sepal_width"] = "wide"
     upload = tmp_path / "iris-upload.csv"
     frame.to_csv(upload, index=False)
-    open_predictor(page, "iris")
-    page.locator("#iris-csv-panel").get_by_text("Score a CSV file").click()
-    page.locator("#iris-csv input[type=file]").set_input_files(upload)
-    expect(page.locator("#iris-csv")).to_contain_text("iris-upload.csv", timeout=60_000)
-    page.locator("#iris-score").click()
-    status = page.locator("#iris-score-status")
+    open_predictor(page, "iris")  # the predictors are loaded
+    expect(page.locator("#csv-about")).to_contain_text("every feature of iris")  # first chosen
+    page.locator("#csv-file input[type=file]").set_input_files(upload)
+    expect(page.locator("#csv-file")).to_contain_text("iris-upload.csv", timeout=60_000)
+    page.locator("#csv-score").click()
+    status = page.locator("#csv-status")
     expect(status).to_contain_text("Scored 149 of 150 row(s).", timeout=120_000)
     expect(status).to_contain_text("row 3 (line 4): sepal_width: expected a number, got 'wide'")
-    expect(page.locator("#iris-scored-rows")).to_contain_text("setosa")
+    expect(page.locator("#csv-rows")).to_contain_text("setosa")
     with page.expect_download() as download:
-        page.locator("#iris-scored-file").click()
+        page.locator("#csv-download").click()
     scored = pd.read_csv(download.value.path(), keep_default_na=False)
     assert len(scored) == 150 and download.value.suggested_filename == "iris-scored.csv"
     assert list(scored.columns[:5]) == [*IRIS, "species"]
