@@ -81,9 +81,11 @@ BODIES = {
     "/chat/completions": {"messages": [{"role": "user", "content": "hi"}]},
     "/completions": {"prompt": "hi"},
     "/responses": {"input": "hi"},
-    "/messages": {"model": "smollm2-135m-instruct", "max_tokens": 4, "messages": [
-        {"role": "user", "content": "hi"}
-    ]},
+    "/messages": {
+        "model": "smollm2-135m-instruct",
+        "max_tokens": 4,
+        "messages": [{"role": "user", "content": "hi"}],
+    },
 }
 
 
