@@ -35,16 +35,28 @@ def _feature_schema(column: pd.Series) -> dict[str, Any]:
     The range is the training range widened by its own span on each side (never below 0 for a
     feature that was never negative): absurd values are refused, unseen but sane ones are not.
     A feature with missing values in training is `nullable` (OpenAPI's keyword): null is then
-    accepted and reaches the pipeline as NaN, imputed as in training.
+    accepted and reaches the pipeline as NaN, imputed as in training. `default` is the training
+    mode (categories) or median (numbers): where a form starts.
     """
     values = column.dropna()
     nullable = {"nullable": True} if len(values) < len(column) else {}
     if not pd.api.types.is_numeric_dtype(column):
-        return {"type": "string", "enum": sorted(str(v) for v in values.unique()), **nullable}
+        enum = sorted(str(v) for v in values.unique())
+        mode = str(values.astype(str).mode().iloc[0]) if len(values) else None
+        return {"type": "string", "enum": enum, "default": mode, **nullable}
     kind = "integer" if pd.api.types.is_integer_dtype(column) else "number"
     low, high = _plain(values.min()), _plain(values.max())
+    median = _plain(values.median()) if len(values) else None
     if kind == "integer" and {low, high} <= {0, 1}:
-        return {"type": kind, "minimum": 0, "maximum": 1, "enum": [0, 1], **nullable}
+        mode01 = int(values.mode().iloc[0]) if len(values) else None
+        return {
+            "type": kind,
+            "minimum": 0,
+            "maximum": 1,
+            "enum": [0, 1],
+            "default": mode01,
+            **nullable,
+        }
     span = high - low
     minimum = max(low - span, 0) if low >= 0 else low - span
     return {
@@ -52,6 +64,7 @@ def _feature_schema(column: pd.Series) -> dict[str, Any]:
         "minimum": minimum if kind == "integer" else round(minimum, 6),
         "maximum": high + span if kind == "integer" else round(high + span, 6),
         "description": f"seen in training: {low} to {high}",
+        "default": round(median) if kind == "integer" and median is not None else median,
         **nullable,
     }
 
