@@ -68,7 +68,9 @@ def test_fields_start_inside_the_training_data_never_at_zero() -> None:
         age = field_component("age", properties["age"], "a")
         width = field_component("width", properties["width"], "w")
         sex = field_component("sex", {"type": "string", "enum": ["F", "M"], "default": "M"}, "s")
-    assert age.value == 54 and width.value == 1.3  # (17 + 90) / 2 rounded; (0.1 + 2.5) / 2
+    assert age.value == 40 and width.value == 1.0  # the training medians
+    mid = {"type": "number", "minimum": 0, "maximum": 10, "description": "seen in training: 1 to 9"}
+    assert start_value(mid) == 5  # without a default: the middle of the training range
     assert sex.value == "M"
     assert (
         start_value({"type": "number", "default": 5.8, "description": "seen in training: 1 to 9"})
