@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -9,10 +10,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Error, Page, expect, sync_playwright
 
 from tests.conftest import API_KEY
 from tests.helpers import ROOT, free_port, running_myllama
@@ -27,8 +29,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
+FAILURES = ARTIFACTS / "failures"  # trace, screenshots and console of every failed browser test
 UI_LOGIN = ("tester", "correct horse: battery")  # the stack's UI asks for it (MYLLAMA_UI_USERS)
 SCREENSHOTS_TAKEN = pytest.StashKey[bool]()
+_CONSOLES: dict[int, list[str]] = {}  # id(context) -> what its pages logged
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,50 @@ def pytest_terminal_summary(
         terminalreporter.write_line(f"UI screenshots: {ARTIFACTS}")
 
 
+def new_context(browser: Browser, **options: Any) -> BrowserContext:
+    """A browser context recording a Playwright trace and its console, kept if the test fails."""
+    context = browser.new_context(viewport={"width": 1280, "height": 960}, **options)
+    context.tracing.start(screenshots=True, snapshots=True)
+    console = _CONSOLES.setdefault(id(context), [])
+    context.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    context.on("weberror", lambda error: console.append(f"page error: {error.error}"))
+    return context
+
+
+def keep_failure_artifacts(browser: Browser, test: str) -> Path:
+    """Each open context's trace, a screenshot of each page and the console, for one failure."""
+    name = re.sub(r"[^\w.-]", "_", test)
+    folder = FAILURES / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, context in enumerate(browser.contexts):
+        for j, page in enumerate(context.pages):
+            try:
+                page.screenshot(path=folder / f"page-{i}-{j}.png", full_page=True, timeout=10_000)
+            except Error as exc:
+                (folder / f"page-{i}-{j}.txt").write_text(f"no screenshot: {exc}\n")
+        console = _CONSOLES.get(id(context), [])
+        (folder / f"console-{i}.txt").write_text("\n".join(console) + "\n")
+        try:
+            context.tracing.stop(path=folder / f"trace-{i}.zip")  # `playwright show-trace` it
+        except Error as exc:
+            (folder / f"trace-{i}.txt").write_text(f"no trace: {exc}\n")
+    return folder
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A browser test that fails (or whose page fixture does) leaves its trace and screenshots."""
+    report = yield
+    funcargs = getattr(item, "funcargs", {})
+    if report.failed and report.when in ("setup", "call") and "chromium" in funcargs:
+        folder = keep_failure_artifacts(funcargs["chromium"], item.name)
+        report.sections.append(("browser artifacts", str(folder)))
+    return report
+
+
 def open_ui(browser: Browser, url: str) -> Page:
-    """A fresh page on the UI."""
-    page = browser.new_page(viewport={"width": 1280, "height": 960})
+    """A fresh page, in a traced context of its own, on the UI (close it with page.context)."""
+    page = new_context(browser).new_page()
     page.goto(url)
     return page
 
@@ -126,4 +171,4 @@ def page(chromium: Browser, stack: Stack) -> Iterator[Page]:
     sign_in(page, *UI_LOGIN)
     expect(page.locator("#server-status")).to_contain_text("Connected", timeout=60_000)
     yield page
-    page.close()
+    page.context.close()

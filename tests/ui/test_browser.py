@@ -192,7 +192,7 @@ def test_ui_starts_without_a_server_and_says_so(chromium: Browser) -> None:
         expect(page.locator("#predictors-status")).to_contain_text("Cannot reach the server")
         page.screenshot(path=ARTIFACTS / "server-down.png", full_page=True)
         assert "Traceback" not in page.content()
-        page.close()
+        page.context.close()
 
 
 def test_the_ui_asks_for_a_login(chromium: Browser, stack: Stack) -> None:
@@ -210,4 +210,4 @@ def test_the_ui_asks_for_a_login(chromium: Browser, stack: Stack) -> None:
     expect(page.locator("#server-status")).to_contain_text("Connected", timeout=60_000)
     send(page, "Say hello.")
     expect(page.get_by_test_id("bot").last).to_have_text(re.compile(r"\w"), timeout=60_000)
-    page.close()
+    page.context.close()

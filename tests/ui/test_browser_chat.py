@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.ui.conftest import ARTIFACTS, UI_LOGIN, Stack, sign_in
+from tests.ui.conftest import ARTIFACTS, UI_LOGIN, Stack, new_context, sign_in
 from tests.ui.test_browser import send
 from ui.feedback import ASSESSMENT
 
@@ -20,9 +20,7 @@ FINAL = re.compile(r"TTFT \d+\.\d\d s")  # the stats line once an answer is comp
 @pytest.fixture
 def page(chromium: Browser, stack: Stack) -> Iterator[Page]:
     """The UI signed in, allowed to use the clipboard, answers kept short."""
-    context = chromium.new_context(
-        viewport={"width": 1280, "height": 960}, permissions=["clipboard-read", "clipboard-write"]
-    )
+    context = new_context(chromium, permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
     page.goto(stack.ui_url)
     sign_in(page, *UI_LOGIN)

@@ -46,7 +46,13 @@ def test_a_csv_is_scored_and_offered_for_download(page: Page, stack: Stack, tmp_
     open_predictor(page, "iris")  # the predictors are loaded
     expect(page.locator("#csv-about")).to_contain_text("every feature of iris")  # first chosen
     page.locator("#csv-file input[type=file]").set_input_files(upload)
-    expect(page.locator("#csv-file")).to_contain_text("iris-upload.csv", timeout=60_000)
+    # Uploaded, not uploading: the file's row links to the server's copy. (Its text is no test:
+    # "iris-upload.csv" while uploading, then "iris-upload .csv", stem and extension apart.)
+    uploaded = page.locator("#csv-file").get_by_role("cell", name="iris-upload.csv", exact=True)
+    expect(uploaded).to_be_visible(timeout=60_000)
+    expect(page.locator("#csv-file").get_by_test_id("download-link")).to_have_attribute(
+        "href", re.compile(r"/file=.+/iris-upload\.csv$")
+    )
     page.locator("#csv-score").click()
     status = page.locator("#csv-status")
     expect(status).to_contain_text("Scored 149 of 150 row(s).", timeout=120_000)
