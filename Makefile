@@ -80,4 +80,5 @@ $(LLAMA_SERVER_DIR)/$(LLAMA_CPP_PYTHON)/llama-server:
 		-DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 		-DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF
 	cmake --build $(LLAMA_SERVER_DIR)/build-$(LLAMA_CPP_PYTHON) --target llama-server -j 2
+	mkdir -p $(dir $@)
 	cp $(LLAMA_SERVER_DIR)/build-$(LLAMA_CPP_PYTHON)/bin/llama-server $@

@@ -19,7 +19,7 @@ S = TypeVar("S", bound=BaseSettings)
 # The short flags users type from llama-server and vLLM habit, by settings field.
 SHORT_FLAGS: dict[str, str] = {
     "model": "-m",
-    "n_ctx": "-c",
+    "ctx_size": "-c",
     "parallel": "-np",
     "n_threads": "-t",
     "n_gpu_layers": "-ngl",
@@ -29,8 +29,8 @@ SHORT_FLAGS: dict[str, str] = {
 
 # What a flag means here where users' habits say otherwise.
 FLAG_NOTES: dict[str, str] = {
-    "n_ctx": "per request: the KV cache holds n_ctx x parallel tokens, while llama-server's -c "
-    "is the whole cache, shared by its slots",
+    "ctx_size": "as llama-server's -c with --kv-unified: one cache for all slots, any request "
+    "may fill it",
 }
 
 

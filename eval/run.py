@@ -80,6 +80,7 @@ def _params(
         f"server.{k}": meta.get(k)
         for k in (
             "n_ctx",
+            "ctx_size",
             "n_ctx_train",
             "parallel",
             "n_batch",

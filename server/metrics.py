@@ -39,7 +39,7 @@ class EngineCollector(Collector):
                 "myllama_kv_cells_used", "KV cache cells held by running requests", labels=["model"]
             ),
             "kv_cells_total": GaugeMetricFamily(
-                "myllama_kv_cells_total", "KV cache cells available", labels=["model"]
+                "myllama_kv_cells_total", "KV cache cells shared by all slots", labels=["model"]
             ),
             "host_cache_bytes": GaugeMetricFamily(
                 "myllama_host_cache_bytes",
@@ -76,6 +76,11 @@ class EngineCollector(Collector):
                 "myllama_decode_step_tokens",
                 "Tokens decoded in those steps (generated and prefilled); "
                 "rate(this) / rate(myllama_decode_steps_total) is tokens per step",
+                labels=["model"],
+            ),
+            "shared_prefix_tokens": CounterMetricFamily(
+                "myllama_prompt_tokens_shared",
+                "Prompt tokens whose KV cells another slot shared (cross-slot prefix reuse)",
                 labels=["model"],
             ),
             "host_cache_tokens": CounterMetricFamily(

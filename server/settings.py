@@ -27,8 +27,18 @@ class EngineSettings(BaseSettings):
 
     model_config = _CONFIG
 
-    n_ctx: int = Field(
-        default=_DEFAULTS.n_ctx, ge=64, description="Context size per request, in tokens."
+    ctx_size: int = Field(
+        default=_DEFAULTS.ctx_size,
+        ge=64,
+        description="KV cache cells (tokens) shared by all slots; a request may use any part "
+        "of it up to --n-ctx, and waits while the running requests' prompts and max_tokens "
+        "leave too few.",
+    )
+    n_ctx: int | None = Field(
+        default=_DEFAULTS.n_ctx,
+        ge=64,
+        description="Most tokens (prompt + output) per request (default: the model's trained "
+        "context, within --ctx-size).",
     )
     parallel: int = Field(
         default=_DEFAULTS.parallel,
@@ -84,6 +94,7 @@ class EngineSettings(BaseSettings):
         """The engine's config (a request's default max_tokens never exceeds the limit)."""
         default = min(self.max_tokens_default, max_tokens_limit or self.max_tokens_default)
         return EngineConfig(
+            ctx_size=self.ctx_size,
             n_ctx=self.n_ctx,
             parallel=self.parallel,
             n_batch=self.n_batch,

@@ -63,10 +63,11 @@ def test_serve_help_shows_default_and_env_name_of_every_flag() -> None:
             continue  # structured list: config file only
         assert f"--{name.replace('_', '-')}" in text, name
         assert f"env: {env_name(ServerSettings, name)})" in text, name
-    assert "(default: 2048; env: MYLLAMA_N_CTX)" in text
+    assert "(default: 8192; env: MYLLAMA_CTX_SIZE)" in text
+    assert "(default: unset; env: MYLLAMA_N_CTX)" in text
     assert "(default: unset; env: MYLLAMA_API_KEY)" in text
-    assert "llama-server's -c is the whole cache" in text
-    for short, long in (("-m", "MODEL"), ("-c", "N_CTX"), ("-np", "PARALLEL"),
+    assert "one cache for all slots, any request may fill it" in text
+    for short, long in (("-m", "MODEL"), ("-c", "CTX_SIZE"), ("-np", "PARALLEL"),
                         ("-t", "N_THREADS"), ("-ngl", "N_GPU_LAYERS")):  # fmt: skip
         assert f"{short} {long}, --" in text, short
 
@@ -77,19 +78,19 @@ def test_short_flags_set_the_same_settings_as_long_ones() -> None:
         ["serve", "-m", "x.gguf", "-c", "4096", "-np", "4", "-t", "3", "-ngl", "-1", "-b", "256"]
     )
     long = myllama.parse(
-        ["serve", "--model", "x.gguf", "--n-ctx", "4096", "--parallel", "4", "--n-threads", "3",
+        ["serve", "--model", "x.gguf", "--ctx-size", "4096", "--parallel", "4", "--n-threads", "3",
          "--n-gpu-layers", "-1", "--n-batch", "256"]
     )  # fmt: skip
     settings = load_settings(ServerSettings, short)
     assert settings == load_settings(ServerSettings, long)
-    assert (settings.model, settings.n_ctx, settings.parallel) == (["x.gguf"], 4096, 4)
+    assert (settings.model, settings.ctx_size, settings.parallel) == (["x.gguf"], 4096, 4)
     assert (settings.n_threads, settings.n_gpu_layers, settings.n_batch) == (3, -1, 256)
 
 
 def test_a_bad_flag_is_one_line() -> None:
     """argparse's refusal is one line naming the flag, not a usage block."""
     line = one_line_error(run_myllama("serve", "-c", "lots"))
-    assert "-c/--n-ctx" in line and "'lots'" in line
+    assert "-c/--ctx-size" in line and "'lots'" in line
 
 
 def test_invalid_settings_name_the_field_and_never_echo_values() -> None:
@@ -126,12 +127,12 @@ def test_up_passes_the_server_flags_on() -> None:
     served = load_settings(ServerSettings, myllama.parse(command[3:]))
     assert served.port == 8123  # from --server-url; --port is the UI's
     assert served.model == ["a.gguf"]
-    assert (served.n_ctx, served.parallel, served.max_queue) == (1024, 2, 3)
+    assert (served.ctx_size, served.parallel, served.max_queue) == (1024, 2, 3)
     assert served.prefix_cache is False
 
 
 def test_up_serves_with_the_flags_it_was_given(tmp_path: Path) -> None:
-    """A real `myllama up -c 512 -np 2`: the server it starts reports that context and slots."""
+    """A real `myllama up -c 512 -np 2`: the server it starts reports that cache and slots."""
     server, ui = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
     args = ["up", "--server-url", server, "--port", ui.rsplit(":", 1)[1], "-c", "512", "-np", "2"]
     args += ["--no-load-predictors", "--prediction-log", str(tmp_path / "p.db")]
@@ -147,7 +148,7 @@ def test_up_serves_with_the_flags_it_was_given(tmp_path: Path) -> None:
     try:
         wait_for(f"{server}/health/ready", up)
         model = next(iter(httpx.get(f"{server}/health/ready").json()["models"].values()))
-        assert (model["n_ctx"], model["parallel"]) == (512, 2)
+        assert (model["ctx_size"], model["n_ctx"], model["parallel"]) == (512, 512, 2)
         wait_for(f"{ui}/", up)
         # SIGINT stops both even before the UI installs its handlers (KeyboardInterrupt: 130);
         # tests/ui/test_up.py covers the signal handling itself.

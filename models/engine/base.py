@@ -30,9 +30,10 @@ class GenerationParams:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """How a model is run: context, parallel slots, batch size, queue, threads."""
+    """How a model is run: context, shared KV cache, parallel slots, batch size, queue, threads."""
 
-    n_ctx: int = 2048
+    n_ctx: int | None = None  # per request; None: the model's trained context, within ctx_size
+    ctx_size: int = 8192  # KV cells all slots share (llama-server's total -c)
     parallel: int = 8
     n_batch: int = 512
     max_queue: int = 64
@@ -101,6 +102,7 @@ class EngineStats:
     decode_tokens: int = 0  # tokens in those batches (generated and prefilled)
     drafted_tokens: int = 0  # prompt-lookup draft tokens verified
     accepted_tokens: int = 0  # draft tokens the model agreed with
+    shared_prefix_tokens: int = 0  # prompt tokens whose cells another slot shared
     host_cache_tokens: int = 0  # prompt tokens restored from the host-RAM prompt cache
     host_cache_bytes: int = 0
     host_cache_entries: int = 0

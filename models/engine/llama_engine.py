@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import hashlib
+import itertools
 import logging
 import os
 import queue
@@ -28,6 +29,7 @@ from models.engine.base import (
     Piece,
 )
 from models.engine.logprobs import check_top, token_logprob
+from models.engine.placement import MIN_SHARED_PREFIX, Placement, choose, evictions
 from models.engine.prompt_cache import HostPromptCache
 from models.engine.sampling import Sampler
 from models.engine.slots import Entry, GenerationStream, Request, Slot
@@ -45,8 +47,6 @@ from models.errors import (
 log = logging.getLogger(__name__)
 _llama_log = logging.getLogger("llama.cpp")
 _GGML_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml: 1 debug, 2 info, 5 continued
-
-MIN_SHARED_PREFIX = 16  # copy another slot's cells only when it saves at least this many tokens
 
 _backend_once = threading.Lock()
 _backend_ready = False
@@ -90,19 +90,21 @@ class LlamaEngine:
         self._vocab = self.vocab.vocab
         self._n_vocab = self.vocab.n_vocab
         self._piece = self.vocab.piece
-        n_ctx = min(spec.n_ctx or config.n_ctx, llc.llama_model_n_ctx_train(self._model))
+        n_ctx_train = llc.llama_model_n_ctx_train(self._model)
         cparams = llc.llama_context_default_params()
-        cparams.n_ctx = n_ctx * config.parallel
+        cparams.n_ctx = config.ctx_size  # one cache, shared by every slot
         cparams.n_batch = cparams.n_ubatch = config.n_batch
         cparams.n_seq_max = config.parallel
         cparams.n_threads = cparams.n_threads_batch = self._threads
-        cparams.kv_unified = False
+        cparams.kv_unified = True
         cparams.no_perf = True
         self._ctx = llc.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             llc.llama_model_free(self._model)
             raise EngineFailure(f"llama.cpp could not create a context for {self.path}")
-        self.n_ctx = llc.llama_n_ctx_seq(self._ctx)
+        self.kv_tokens = llc.llama_n_ctx(self._ctx)
+        self.n_ctx = min(spec.n_ctx or config.n_ctx or n_ctx_train, n_ctx_train, self.kv_tokens)
+        self._cell_ids = itertools.count()
         self._memory = llc.llama_get_memory(self._ctx)
         self._batch = llc.llama_batch_init(config.n_batch, 0, 1)
         self._slots = [Slot(seq_id=i) for i in range(config.parallel)]
@@ -112,16 +114,18 @@ class LlamaEngine:
         self._waiting: deque[Request] = deque()
         self._lock = threading.Lock()
         self._n_waiting = 0
-        self._stats = EngineStats(kv_cells_total=self.n_ctx * config.parallel)
+        self._stats = EngineStats(kv_cells_total=self.kv_tokens)
         self._stopping = False
         self._progress_at = time.monotonic()
         self._worker = threading.Thread(target=self._run, name=f"engine-{spec.id}", daemon=True)
         self._worker.start()
         log.info(
-            "loaded %s from %s (context %d per request, %d slots, %d threads)",
+            "loaded %s from %s (context up to %d per request, %d KV cells shared by %d slots, "
+            "%d threads)",
             spec.id,
             self.path,
             self.n_ctx,
+            self.kv_tokens,
             config.parallel,
             self._threads,
         )
@@ -142,6 +146,7 @@ class LlamaEngine:
             "description": desc.value.decode(errors="replace"),
             "n_params": llc.llama_model_n_params(self._model),
             "n_ctx": self.n_ctx,
+            "ctx_size": self.kv_tokens,
             "n_ctx_train": llc.llama_model_n_ctx_train(self._model),
             "parallel": self.config.parallel,
             "n_batch": self.config.n_batch,
@@ -158,7 +163,8 @@ class LlamaEngine:
             snapshot = EngineStats(**vars(self._stats))
             snapshot.requests_finished = dict(self._stats.requests_finished)
             snapshot.waiting = self._n_waiting
-        snapshot.kv_cells_used = sum(len(s.cached) for s in self._slots if s.request is not None)
+        busy = [s.cells for s in self._slots if s.request is not None]
+        snapshot.kv_cells_used = len(set().union(*busy))
         return snapshot
 
     # ---- text ----------------------------------------------------------------
@@ -316,10 +322,11 @@ class LlamaEngine:
             self._n_waiting -= 1
 
     def _admit(self) -> None:
-        """Move waiting requests, first come first served, into free slots.
+        """Move waiting requests, first come first served, into free slots while the shared KV
+        cache has room (idle slots' cells make way, least recently used first).
 
         A later choice of an n>1 request waits until the first has prefilled the prompt; then it,
-        like any request whose prefix another slot holds, copies those cells instead of
+        like any request whose prefix another slot holds, shares those cells instead of
         recomputing them.
         """
         for request in list(self._waiting):
@@ -328,38 +335,43 @@ class LlamaEngine:
                 return
             if request.waits_for_leader():
                 continue
+            host = self._host if self.config.prefix_cache else None
+            placement = choose(request, self._slots, free, host, self.config.prefix_cache)
+            gone = evictions(placement, request, self._slots, self.kv_tokens)
+            if gone is None:
+                return  # the oldest waiting request waits for cells; no one overtakes it
+            for slot in gone:
+                self._save_to_host(slot, 0)
+                llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+                slot.hold([], [])
             self._waiting.remove(request)
             self._leave_queue()
-            self._place(request, free)
+            self._place(request, placement)
 
-    def _place(self, request: Request, free: list[Slot]) -> None:
-        """Put a request in the free slot that needs the least prefill."""
-        last = len(request.prompt) - 1  # at least one prompt token is decoded for its logits
-        slot = max(free, key=lambda s: (_common_prefix(s.cached, request.prompt), -s.released_at))
-        keep = min(_common_prefix(slot.cached, request.prompt), last)
-        if not self.config.prefix_cache:
-            keep = 0
+    def _place(self, request: Request, placement: Placement) -> None:
+        """Give the request its slot, starting from the cached prefix chosen for it."""
+        slot, keep = placement.slot, placement.keep
         self._save_to_host(slot, keep)
-        busy = [s for s in self._slots if s.request is not None and not s.pending]
-        source = max(busy, key=lambda s: _common_prefix(s.cached, request.prompt), default=None)
-        shared = min(_common_prefix(source.cached, request.prompt), last) if source else 0
-        key, saved = self._host.longest(request.prompt) if self._host else (-1, 0)
-        saved = min(saved, last)
-        reuse = self.config.prefix_cache
-        if reuse and source is not None and shared >= max(keep + MIN_SHARED_PREFIX, saved):
+        cells = slot.cells[:keep]
+        if placement.source is not None:
             llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
-            llc.llama_memory_seq_cp(self._memory, source.seq_id, slot.seq_id, -1, -1)
-            keep = shared
-        elif reuse and self._host is not None and saved >= keep + MIN_SHARED_PREFIX:
+            llc.llama_memory_seq_cp(self._memory, placement.source.seq_id, slot.seq_id, -1, -1)
+            keep = placement.reused
+            cells = placement.source.cells[:keep]
+            with self._lock:
+                self._stats.shared_prefix_tokens += keep
+        elif placement.host_key >= 0 and self._host is not None:
             llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
-            keep = saved if self._host.restore(self._ctx, key, slot.seq_id) is not None else 0
+            restored = self._host.restore(self._ctx, placement.host_key, slot.seq_id)
+            keep = placement.reused if restored is not None else 0
+            cells = list(itertools.islice(self._cell_ids, keep))
             with self._lock:
                 self._stats.host_cache_tokens += keep
         if not llc.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1):
             llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
-            keep = 0
+            keep, cells = 0, []
         request.queued_s = time.monotonic() - request.submitted_at
-        slot.cached = request.prompt[:keep]
+        slot.hold(request.prompt[:keep], cells)
         slot.pending = request.prompt[keep:]
         slot.reused = keep
         slot.request = request
@@ -460,7 +472,7 @@ class LlamaEngine:
         rc = int(llc.llama_decode(self._ctx, batch))
         if rc == 0:
             for entry in plan:
-                entry.slot.cached.extend(entry.tokens)
+                entry.slot.grow(entry.tokens, itertools.islice(self._cell_ids, len(entry.tokens)))
             with self._lock:
                 self._stats.decode_steps += 1
                 self._stats.decode_tokens += n
@@ -471,7 +483,7 @@ class LlamaEngine:
         if slot.request is not None:
             self._finish(slot, "error", message)
         llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
-        slot.cached = []
+        slot.hold([], [])
         slot.logit_index = -1
 
     def _sample(self, slot: Slot) -> None:
@@ -501,7 +513,7 @@ class LlamaEngine:
             rejected = len(draft) - accepted
             if rejected:
                 llc.llama_memory_seq_rm(self._memory, slot.seq_id, len(slot.cached) - rejected, -1)
-                del slot.cached[-rejected:]
+                slot.truncate(len(slot.cached) - rejected)
             if slot.drafter is not None:
                 slot.drafter.update(len(draft), accepted)
             with self._lock:
@@ -615,12 +627,3 @@ def _sha256(path: Path) -> str:
 def _greedy(params: GenerationParams) -> bool:
     """Requests whose drafts are checked by exact match: greedy and free of grammars."""
     return params.temperature <= 0 and params.json_schema is None
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    """Length of the common prefix of two token lists."""
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n

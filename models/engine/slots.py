@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from models.engine.base import Finish, GenerationParams, Piece, TokenLogprob
@@ -74,6 +74,7 @@ class Slot:
 
     seq_id: int
     cached: list[int] = field(default_factory=list)
+    cells: list[int] = field(default_factory=list)  # a cell id per cached token (ids shared)
     request: Request | None = None
     pending: list[int] = field(default_factory=list)
     reused: int = 0
@@ -84,6 +85,26 @@ class Slot:
     drafter: Drafter | None = None
     released_at: float = 0.0  # when its last request ended (free slots are reused LRU)
     draft: list[int] = field(default_factory=list)
+
+    def hold(self, tokens: list[int], cells: list[int]) -> None:
+        """The slot's cache is now these tokens in these cells."""
+        self.cached, self.cells = tokens, cells
+
+    def grow(self, tokens: list[int], cells: Iterable[int]) -> None:
+        """Tokens decoded into new cells at the end of the slot's cache."""
+        self.cached.extend(tokens)
+        self.cells.extend(cells)
+
+    def truncate(self, n: int) -> None:
+        """Forget the cached tokens from position n on."""
+        del self.cached[n:], self.cells[n:]
+
+    def still_needs(self) -> int:
+        """Cells the slot's request may still need beyond those it holds (0 when idle)."""
+        request = self.request
+        if request is None:
+            return 0
+        return len(self.pending) + request.max_tokens - self.generated
 
 
 @dataclass(eq=False)

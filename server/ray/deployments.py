@@ -35,7 +35,13 @@ def engine_deployment_name(model_id: str) -> str:
 
 def tokenizer_config(config: EngineConfig) -> EngineConfig:
     """The smallest engine that renders and tokenizes prompts (one slot, no caches)."""
-    small: dict[str, Any] = {"n_ctx": 64, "parallel": 1, "n_batch": 64, "max_queue": 0}
+    small: dict[str, Any] = {
+        "n_ctx": 64,
+        "ctx_size": 64,
+        "parallel": 1,
+        "n_batch": 64,
+        "max_queue": 0,
+    }
     small |= {"n_threads": 1, "prefix_cache": False, "host_cache_mib": 0, "speculative": False}
     known = {f.name for f in fields(EngineConfig)}
     return replace(config, **{k: v for k, v in small.items() if k in known})

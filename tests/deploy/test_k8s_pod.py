@@ -63,7 +63,7 @@ def test_the_config_file_and_threads_are_applied(pod: tuple[str, dict[str, Any]]
     url, container = pod
     config = yaml.safe_load(by_kind()["ConfigMap"]["data"]["config.yaml"])
     (model,) = httpx.get(f"{url}/health/ready", timeout=10).json()["models"].values()
-    for key in ("parallel", "max_queue", "n_ctx"):
+    for key in ("parallel", "max_queue", "ctx_size"):
         assert model[key] == config[key], key
     command = container["command"]
     assert model["n_threads"] == int(command[command.index("--n-threads") + 1])

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 import pytest
 
 from models.catalog import DEFAULT_MODEL
-from models.engine import EngineConfig, Finish, GenerationParams, Piece, TokenStream
+from models.engine import EngineConfig, Finish, GenerationParams
 from models.engine.llama_engine import LlamaEngine
 from models.engine.text import StopTextAssembler
 from models.errors import ContextLengthExceeded, InvalidRequest
+from tests.models.streams import drain
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +47,6 @@ def test_batch_must_hold_every_slot() -> None:
         EngineConfig(parallel=16, n_batch=8)
 
 
-async def _run(stream: TokenStream) -> tuple[str, Finish]:
-    """Drain one stream: its text and its Finish."""
-    text = ""
-    async for event in stream:
-        if isinstance(event, Piece):
-            text += event.text
-        else:
-            return text, event
-    raise AssertionError("stream ended without a Finish")
-
-
 def test_bad_schema_is_refused_and_never_holds_a_place(engine: LlamaEngine) -> None:
     """A schema over the limits is an InvalidRequest that leaves the queue as it was."""
     prompt = engine.text_prompt("Hello")
@@ -68,7 +58,7 @@ def test_bad_schema_is_refused_and_never_holds_a_place(engine: LlamaEngine) -> N
                 await engine.submit(prompt, GenerationParams(max_tokens=2, json_schema=huge))
         assert engine.stats().waiting == 0
         [stream] = await engine.submit(prompt, GenerationParams(max_tokens=4, temperature=0))
-        text, finish = await _run(stream)
+        text, finish = await drain(stream)
         assert finish.reason == "length"
         return text
 
@@ -92,10 +82,10 @@ def test_undecodable_token_fails_only_its_own_request(engine: LlamaEngine) -> No
 
     async def scenario() -> tuple[tuple[str, Finish], tuple[str, Finish], tuple[str, Finish]]:
         [alone] = await engine.submit(prompt, greedy)
-        reference = await _run(alone)
+        reference = await drain(alone)
         [good] = await engine.submit(prompt, greedy)
         [bad] = await engine.submit([*prompt, engine._n_vocab + 7], greedy)
-        return reference, await _run(good), await _run(bad)
+        return reference, await drain(good), await drain(bad)
 
     reference, good, bad = asyncio.run(scenario())
     assert bad[1].reason == "error" and "llama_decode" in (bad[1].error or "")
@@ -126,7 +116,7 @@ def test_n_choices_share_one_prefill(engine: LlamaEngine) -> None:
 
     async def scenario() -> list[tuple[str, Finish]]:
         streams = await engine.submit(prompt, greedy, n=2)
-        return list(await asyncio.gather(*(_run(s) for s in streams)))
+        return list(await asyncio.gather(*(drain(s) for s in streams)))
 
     before = engine.stats().cached_prompt_tokens
     first, second = asyncio.run(scenario())

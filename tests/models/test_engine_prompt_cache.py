@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from models.catalog import DEFAULT_MODEL
-from models.engine import EngineConfig, Finish, GenerationParams, Piece
+from models.engine import EngineConfig, Finish, GenerationParams
 from models.engine.llama_engine import LlamaEngine
+from tests.models.streams import drain
 
 SYSTEM = "You are a patient tutor. " + " ".join(f"Rule {i}: be kind and exact." for i in range(30))
 GREEDY = GenerationParams(max_tokens=24, temperature=0)
@@ -25,13 +26,7 @@ def cached() -> Iterator[LlamaEngine]:
 
 async def _answer(engine: LlamaEngine, prompt: list[int]) -> tuple[str, Finish]:
     [stream] = await engine.submit(prompt, GREEDY)
-    text = ""
-    async for event in stream:
-        if isinstance(event, Piece):
-            text += event.text
-        else:
-            return text, event
-    raise AssertionError("no Finish")
+    return await drain(stream)
 
 
 def test_second_turn_after_other_traffic_is_restored_from_host_ram(cached: LlamaEngine) -> None:
