@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,29 @@ from models.embedder import Embedder
 from prompts.sets import PromptSet, load_prompt_set
 
 log = logging.getLogger(__name__)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run. A subclass, because CPython marks a process killed by SIGINT when a
+    plain KeyboardInterrupt crosses some native code (it checks the exact type), even if caught."""
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """While the run lasts (in the main thread), SIGINT raises Interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
 
 Pass = tuple[int, int]  # (concurrency, repeat)
 
@@ -355,7 +382,11 @@ def execute(settings: EvalRunSettings) -> tuple[dict[str, Any], int]:
     mlflow.log_params(_params(settings, prompt_set, model, meta, embedder))
     passes: dict[Pass, list[RequestRecord]] = {}
     metrics: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp, Progress(console=Console(stderr=True)) as progress:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Progress(console=Console(stderr=True)) as progress,
+        _interruptible(),
+    ):
         folder = Path(tmp)
         try:
             metrics = _load_passes(settings, prompt_set, model, passes, progress)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
@@ -164,20 +165,27 @@ def test_one_word_system_prompt_is_drift(runs: dict[str, dict], store: str) -> N
     assert "drift_report.html" in {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
+def _decoding(server: Server) -> bool:
+    """Whether the server is decoding a request now."""
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    return any(
+        line.startswith("myllama_requests_running{") and float(line.split()[-1]) > 0
+        for line in metrics.splitlines()
+    )
+
+
 def test_ctrl_c_ends_the_run_killed_with_what_it_has(server: Server, store: str) -> None:
     """SIGINT mid-run: exit 130, the run KILLED in MLflow with its answers so far."""
-    process = start_eval(
-        _run_args(server, store, "--concurrency", "1", "--experiment", "interrupted")
-    )
+    args = _run_args(server, store, "--concurrency", "1", "--experiment", "interrupted")
+    process = start_eval([*args, "--max-tokens", "64"])  # the last --max-tokens counts
     client = MlflowClient(store)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # the run exists and one of its requests is decoding
         experiment = client.get_experiment_by_name("interrupted")
-        if experiment and client.search_runs([experiment.experiment_id]):
+        if experiment and client.search_runs([experiment.experiment_id]) and _decoding(server):
             break
         assert process.poll() is None, process.communicate()[1][-3000:]
-        time.sleep(0.5)
-    time.sleep(3)
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     code, result, err = finish(process, timeout=120)
     assert code == 130, err[-3000:]
