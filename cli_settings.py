@@ -27,13 +27,6 @@ SHORT_FLAGS: dict[str, str] = {
 }
 
 
-# What a flag means here where users' habits say otherwise.
-FLAG_NOTES: dict[str, str] = {
-    "ctx_size": "as llama-server's -c with --kv-unified: one cache for all slots, any request "
-    "may fill it",
-}
-
-
 def env_name(model: type[BaseModel], name: str) -> str:
     """The environment variable a settings field reads (its alias, else prefix + name)."""
     alias = model.model_fields[name].validation_alias
@@ -48,8 +41,7 @@ def _help(model: type[BaseModel], name: str) -> str:
     field = model.model_fields[name]
     default = field.get_default(call_default_factory=True)
     shown = "unset" if default is None or default == [] else str(default)
-    note = f" Note: {FLAG_NOTES[name]}." if name in FLAG_NOTES else ""
-    text = f"{field.description or ''}{note} (default: {shown}; env: {env_name(model, name)})"
+    text = f"{field.description or ''} (default: {shown}; env: {env_name(model, name)})"
     return text.replace("%", "%%")
 
 

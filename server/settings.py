@@ -27,18 +27,23 @@ class EngineSettings(BaseSettings):
 
     model_config = _CONFIG
 
-    ctx_size: int = Field(
+    ctx_size: int | None = Field(
         default=_DEFAULTS.ctx_size,
         ge=64,
-        description="KV cache cells (tokens) shared by all slots; a request may use any part "
-        "of it up to --n-ctx, and waits while the running requests' prompts and max_tokens "
-        "leave too few.",
+        description="KV cache cells (tokens) in all, as llama-server's -c: split evenly between "
+        "the slots, or one cache they share with --kv-unified (default: 2048 per slot).",
+    )
+    kv_unified: bool = Field(
+        default=_DEFAULTS.kv_unified,
+        description="One KV cache all slots share: one request may use most of it and a shared "
+        "prefix is held once, but every decode attends over all cells in use (slower here with "
+        "many cached prompts); requests wait while running ones could need the rest.",
     )
     n_ctx: int | None = Field(
         default=_DEFAULTS.n_ctx,
         ge=64,
-        description="Most tokens (prompt + output) per request (default: the model's trained "
-        "context, within --ctx-size).",
+        description="Most tokens (prompt + output) per request (default: what one slot may "
+        "hold, within the model's trained context).",
     )
     parallel: int = Field(
         default=_DEFAULTS.parallel,
@@ -95,6 +100,7 @@ class EngineSettings(BaseSettings):
         default = min(self.max_tokens_default, max_tokens_limit or self.max_tokens_default)
         return EngineConfig(
             ctx_size=self.ctx_size,
+            kv_unified=self.kv_unified,
             n_ctx=self.n_ctx,
             parallel=self.parallel,
             n_batch=self.n_batch,

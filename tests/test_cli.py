@@ -63,10 +63,10 @@ def test_serve_help_shows_default_and_env_name_of_every_flag() -> None:
             continue  # structured list: config file only
         assert f"--{name.replace('_', '-')}" in text, name
         assert f"env: {env_name(ServerSettings, name)})" in text, name
-    assert "(default: 8192; env: MYLLAMA_CTX_SIZE)" in text
+    assert "(default: unset; env: MYLLAMA_CTX_SIZE)" in text
     assert "(default: unset; env: MYLLAMA_N_CTX)" in text
     assert "(default: unset; env: MYLLAMA_API_KEY)" in text
-    assert "one cache for all slots, any request may fill it" in text
+    assert "as llama-server's -c" in text
     for short, long in (("-m", "MODEL"), ("-c", "CTX_SIZE"), ("-np", "PARALLEL"),
                         ("-t", "N_THREADS"), ("-ngl", "N_GPU_LAYERS")):  # fmt: skip
         assert f"{short} {long}, --" in text, short
@@ -148,7 +148,7 @@ def test_up_serves_with_the_flags_it_was_given(tmp_path: Path) -> None:
     try:
         wait_for(f"{server}/health/ready", up)
         model = next(iter(httpx.get(f"{server}/health/ready").json()["models"].values()))
-        assert (model["ctx_size"], model["n_ctx"], model["parallel"]) == (512, 512, 2)
+        assert (model["ctx_size"], model["n_ctx"], model["parallel"]) == (512, 256, 2)
         wait_for(f"{ui}/", up)
         # SIGINT stops both even before the UI installs its handlers (KeyboardInterrupt: 130);
         # tests/ui/test_up.py covers the signal handling itself.

@@ -32,8 +32,9 @@ class GenerationParams:
 class EngineConfig:
     """How a model is run: context, shared KV cache, parallel slots, batch size, queue, threads."""
 
-    n_ctx: int | None = None  # per request; None: the model's trained context, within ctx_size
-    ctx_size: int = 8192  # KV cells all slots share (llama-server's total -c)
+    n_ctx: int | None = None  # per request; None: all a slot may hold, within the trained context
+    ctx_size: int | None = None  # KV cells in all (llama-server's -c); None: 2,048 per slot
+    kv_unified: bool = False  # one cache all slots share, instead of ctx_size / parallel each
     parallel: int = 8
     n_batch: int = 512
     max_queue: int = 64

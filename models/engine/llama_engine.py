@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 _llama_log = logging.getLogger("llama.cpp")
 _GGML_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml: 1 debug, 2 info, 5 continued
 
+DEFAULT_CELLS_PER_SLOT = 2048  # KV cells per slot when --ctx-size is not given
+
 _backend_once = threading.Lock()
 _backend_ready = False
 
@@ -92,18 +94,20 @@ class LlamaEngine:
         self._piece = self.vocab.piece
         n_ctx_train = llc.llama_model_n_ctx_train(self._model)
         cparams = llc.llama_context_default_params()
-        cparams.n_ctx = config.ctx_size  # one cache, shared by every slot
+        cparams.n_ctx = config.ctx_size or DEFAULT_CELLS_PER_SLOT * config.parallel
         cparams.n_batch = cparams.n_ubatch = config.n_batch
         cparams.n_seq_max = config.parallel
         cparams.n_threads = cparams.n_threads_batch = self._threads
-        cparams.kv_unified = True
+        # unified: any slot may fill the cache, but every decode attends over all used cells
+        cparams.kv_unified = config.kv_unified
         cparams.no_perf = True
         self._ctx = llc.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             llc.llama_model_free(self._model)
             raise EngineFailure(f"llama.cpp could not create a context for {self.path}")
         self.kv_tokens = llc.llama_n_ctx(self._ctx)
-        self.n_ctx = min(spec.n_ctx or config.n_ctx or n_ctx_train, n_ctx_train, self.kv_tokens)
+        per_slot = self.kv_tokens if config.kv_unified else llc.llama_n_ctx_seq(self._ctx)
+        self.n_ctx = min(spec.n_ctx or config.n_ctx or per_slot, per_slot, n_ctx_train)
         self._cell_ids = itertools.count()
         self._memory = llc.llama_get_memory(self._ctx)
         self._batch = llc.llama_batch_init(config.n_batch, 0, 1)
@@ -337,7 +341,9 @@ class LlamaEngine:
                 continue
             host = self._host if self.config.prefix_cache else None
             placement = choose(request, self._slots, free, host, self.config.prefix_cache)
-            gone = evictions(placement, request, self._slots, self.kv_tokens)
+            gone: list[Slot] | None = []
+            if self.config.kv_unified:  # split caches: a slot's own cells always fit n_ctx
+                gone = evictions(placement, request, self._slots, self.kv_tokens)
             if gone is None:
                 return  # the oldest waiting request waits for cells; no one overtakes it
             for slot in gone:
@@ -357,7 +363,10 @@ class LlamaEngine:
             llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
             llc.llama_memory_seq_cp(self._memory, placement.source.seq_id, slot.seq_id, -1, -1)
             keep = placement.reused
-            cells = placement.source.cells[:keep]
+            shared = placement.source.cells[:keep]  # split caches copy: new cells
+            cells = (
+                shared if self.config.kv_unified else list(itertools.islice(self._cell_ids, keep))
+            )
             with self._lock:
                 self._stats.shared_prefix_tokens += keep
         elif placement.host_key >= 0 and self._host is not None:

@@ -129,3 +129,8 @@ def test_context_overflow_is_refused(engine: LlamaEngine) -> None:
     with pytest.raises(ContextLengthExceeded):
         engine.check_fit(200, 100)
     assert engine.check_fit(200, None) == min(engine.n_ctx - 200, EngineConfig().max_tokens_default)
+
+
+def test_the_cache_is_split_between_the_slots_by_default(engine: LlamaEngine) -> None:
+    """Without --ctx-size each slot gets 2,048 cells of its own; n_ctx caps one request."""
+    assert engine.info()["ctx_size"] == 2 * 2048 and engine.n_ctx == 256

@@ -1,4 +1,4 @@
-"""The unified KV cache: one budget for all slots, shared prefix cells, admission within it."""
+"""--kv-unified: one KV budget for all slots, shared prefix cells, admission within it."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ SYSTEM = "You answer for a shipping company. " + " ".join(
 @pytest.fixture(scope="module")
 def engine() -> Iterator[LlamaEngine]:
     """Four slots sharing 1,024 cells: more than a quarter of them for one request is fine."""
-    engine = LlamaEngine(DEFAULT_MODEL, EngineConfig(parallel=4, ctx_size=1024, n_threads=2))
+    config = EngineConfig(parallel=4, ctx_size=1024, kv_unified=True, n_threads=2)
+    engine = LlamaEngine(DEFAULT_MODEL, config)
     yield engine
     engine.close()
 
