@@ -1,13 +1,20 @@
-"""Serving benchmark: My LLAMA vs llama-cpp-python's own server, concurrency sweep, same run.
+"""Serving benchmark: My LLAMA against llama-server, the llama-cpp-python example server and
+llama_cpp.server, on the same GGUF, slots and threads, in one run.
 
-Usage: .venv/bin/python benchmarks/serving_bench.py [--levels 1,2,4,8,16] [--max-tokens 128]
-Prints per server and level: aggregate output tok/s, TTFT p50/p95, TPOT p50, E2E p95, completed
-streams, and the ratio against llama_cpp.server measured in the same run; also the single-stream
-tok/s of in-process `Llama.create_chat_completion`.
+Usage: .venv/bin/python benchmarks/serving_bench.py [--runs 3] [--systems myllama,llama-server,
+    example-server,llama-cpp-server] [--sets general,copy-heavy] [--levels 1,8,16]
+    [--copy-levels 1,8] [--parallel 16] [--n-threads N] [--max-tokens 128]
+    [--myllama-args=--speculative] [--level-timeout 120]
 
-With --speculation it instead runs My LLAMA twice (--no-speculative, then --speculative) on the
-general chat prompts and on the copy-heavy set (prompts/sets/heavy-copy.jsonl, each prompt sent
-twice: a c=1 pass, then a c=8 pass), and prints tok/s, TTFT and the drafts accepted.
+Every run restarts each server; per system it measures idle RSS (after load, before traffic), the
+general set (8 story prompts, max(2×clients, 4) requests per level), the copy-heavy set
+(prompts/sets/heavy-copy.jsonl, each prompt twice per pass: a c=1 pass, then a c=8 pass), a
+shared-prefix probe (TTFT of a request sharing an ~800-token system prompt with one still
+generating in another slot) and peak RSS. Prints the machine and the MEDIAN over runs of every
+figure as one table; raw figures go to test-artifacts/serving_bench.json; the last stdout line is
+a JSON summary. llama-server and the example server come from `make llama-server` (skipped when
+missing). With --speculation: ours with --no-speculative and --speculative on both sets; with
+--engine-speculation: the same on the in-process engine.
 """
 
 from __future__ import annotations
@@ -16,18 +23,21 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from peers import LABELS, SYSTEMS, Running, Settings, machine, missing, rss_mib, running
+
 from eval.latency import RequestRecord, summarise
 from models.catalog import DEFAULT_MODEL
-from tests.helpers import free_port, running_myllama, wait_for
 
 log = logging.getLogger("serving_bench")
 
@@ -41,44 +51,47 @@ TOPICS = [
     "a train that never stops",
     "a cat who runs a bakery",
 ]
-
+SYSTEM = "You are a careful assistant for a shipping company. " + " ".join(
+    f"Rule {i}: answer politely, cite the handbook section {i}, and never guess." for i in range(48)
+)
+SETS = ("general", "copy-heavy")
 
 Messages = list[dict[str, str]]
+Figures = dict[str, float]
 
 
-def prompt(i: int) -> Messages:
+def story(i: int) -> Messages:
     """A prompt that asks for a long answer."""
     return [{"role": "user", "content": f"Write a long story about {TOPICS[i % len(TOPICS)]}."}]
 
 
-def general_prompts() -> list[Messages]:
-    """The general chat prompts: one long story per topic."""
-    return [prompt(i) for i in range(len(TOPICS))]
-
-
-def copy_heavy_prompts() -> list[Messages]:
-    """The copy-heavy set: summarise, rewrite, extract or edit a given text of 300+ tokens."""
+def prompt_set(name: str) -> list[Messages]:
+    """The general chat prompts (one story per topic) or the copy-heavy set."""
+    if name == "general":
+        return [story(i) for i in range(len(TOPICS))]
     from prompts.sets import load_prompt_set
 
     return [list(p.messages) for p in load_prompt_set("heavy-copy").prompts]
 
 
 async def one_request(
-    http: httpx.AsyncClient, url: str, i: int, max_tokens: int, messages: Messages | None = None
+    http: httpx.AsyncClient,
+    url: str,
+    record: RequestRecord,
+    messages: Messages,
+    max_tokens: int,
+    first_token: asyncio.Event | None = None,
 ) -> RequestRecord:
-    """Stream one chat completion and time every token."""
-    record = RequestRecord(prompt_id=str(i))
+    """Stream one chat completion into `record`, timing every token (left partial if cancelled)."""
     body = {
         "model": DEFAULT_MODEL.id,
-        "messages": messages or prompt(i),
+        "messages": messages,
         "max_tokens": max_tokens,
         "temperature": 0,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    started = time.perf_counter()
-    chunks = 0
-    done = False
+    started, done = time.perf_counter(), False
     try:
         async with http.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
             if response.status_code != 200:
@@ -97,18 +110,23 @@ async def one_request(
                         now = time.perf_counter() - started
                         record.ttft = now if record.ttft is None else record.ttft
                         record.token_times.append(now)
-                        chunks += 1
+                        if first_token is not None:
+                            first_token.set()
                     record.finish_reason = choice.get("finish_reason") or record.finish_reason
                 if event.get("usage"):
-                    record.output_tokens = event["usage"]["completion_tokens"]
+                    record.output_tokens = event["usage"].get("completion_tokens")
+                    record.prompt_tokens = event["usage"].get("prompt_tokens")
     except httpx.HTTPError as exc:
         record.error = f"{type(exc).__name__}: {exc}"
         return record
+    finally:
+        if first_token is not None:
+            first_token.set()
     if not done or record.finish_reason not in ("stop", "length"):
         record.error = "stream ended early"
         return record
     record.e2e = time.perf_counter() - started
-    record.output_tokens = record.output_tokens or chunks
+    record.output_tokens = record.output_tokens or len(record.token_times)
     return record
 
 
@@ -117,148 +135,204 @@ async def sweep_level(
     concurrency: int,
     requests: int,
     max_tokens: int,
-    prompts: list[Messages] | None = None,
-) -> dict:
-    """Run `requests` streams with `concurrency` in flight; summarise them."""
+    prompts: list[Messages],
+    level_timeout: float = 600.0,
+) -> Figures:
+    """Run `requests` streams with `concurrency` in flight, cut off after `level_timeout` s."""
     gate = asyncio.Semaphore(concurrency)
+    records = [RequestRecord(prompt_id=str(i)) for i in range(requests)]
 
-    async def gated(http: httpx.AsyncClient, i: int) -> RequestRecord:
+    async def gated(http: httpx.AsyncClient, i: int) -> None:
         async with gate:
-            messages = prompts[i % len(prompts)] if prompts else None
-            return await one_request(http, url, i, max_tokens, messages)
+            await one_request(http, url, records[i], prompts[i % len(prompts)], max_tokens)
 
     limits = httpx.Limits(max_connections=concurrency + 4)
-    async with httpx.AsyncClient(timeout=600, limits=limits) as http:
-        await one_request(http, url, 99, 8)  # warm-up
+    async with httpx.AsyncClient(timeout=level_timeout, limits=limits) as http:
+        warm = RequestRecord(prompt_id="warm-up")
+        await asyncio.wait_for(one_request(http, url, warm, story(99), 8), level_timeout)
         started = time.perf_counter()
-        records = await asyncio.gather(*(gated(http, i) for i in range(requests)))
+        tasks = [asyncio.create_task(gated(http, i)) for i in range(requests)]
+        _, pending = await asyncio.wait(tasks, timeout=level_timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         wall = time.perf_counter() - started
-    figures = summarise(list(records), wall)
+    for record in records:
+        if not record.ok and record.error is None:
+            record.error = f"not complete after {level_timeout:.0f} s"
+    figures = summarise(records, wall)
     figures["completed"] = float(sum(r.ok for r in records))
     # aggregate throughput counts every token streamed, also those of streams cut short
-    received = sum(r.output_tokens if r.ok else len(r.token_times) for r in records)
+    received = sum(r.output_tokens or 0 if r.ok else len(r.token_times) for r in records)
     figures["output_tok_per_s"] = received / wall
     return figures
 
 
-SYSTEM = "You are a careful assistant for a shipping company. " + " ".join(
-    f"Rule {i}: answer politely, cite the handbook section {i}, and never guess." for i in range(40)
-)
-
-
-def prefix_reuse_ttft(url: str, requests: int = 8) -> dict[str, float]:
-    """TTFT of sequential requests that share a long system prompt, and the tokens reused."""
-    ttfts, cached, prompt_tokens = [], 0, 0
-    with httpx.Client(timeout=120) as http:
-        for i in range(requests + 1):
-            body = {
-                "model": DEFAULT_MODEL.id,
-                "max_tokens": 1,
-                "temperature": 0,
-                "messages": [
-                    {"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": f"Question {i}: where is my parcel?"},
-                ],
-            }
-            started = time.perf_counter()
-            usage = http.post(f"{url}/v1/chat/completions", json=body).json()["usage"]
-            if i:  # the first request fills the cache
-                ttfts.append(time.perf_counter() - started)
-                cached += usage["prompt_tokens_details"]["cached_tokens"]
-                prompt_tokens += usage["prompt_tokens"]
+async def shared_prefix_probe(
+    url: str, tag: str, pairs: int = 6, timeout: float = 120.0
+) -> Figures:
+    """TTFT of B, sharing A's ~800-token system prompt while A (128 tokens) still generates."""
+    ttfts, prompt_tokens = [], []
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        for k in range(pairs):
+            first = asyncio.Event()
+            a_messages = [{"role": "system", "content": SYSTEM}, *story(k)]
+            b_messages = [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": f"Question {tag}-{k}: where is parcel {k * 7919}?"},
+            ]
+            a_record, b_record = RequestRecord(prompt_id="A"), RequestRecord(prompt_id="B")
+            a = asyncio.create_task(one_request(http, url, a_record, a_messages, 128, first))
+            await asyncio.wait_for(first.wait(), timeout)
+            await one_request(http, url, b_record, b_messages, 8)
+            await asyncio.wait_for(a, timeout)
+            if k and b_record.ttft is not None:  # the first pair warms up
+                ttfts.append(b_record.ttft)
+                prompt_tokens.append(b_record.prompt_tokens or 0)
     return {
-        "ttft_p50_s": statistics.median(ttfts),
-        "cached_share": cached / prompt_tokens,
-        "prompt_tokens": prompt_tokens / requests,
+        "ttft_s_p50": statistics.median(ttfts) if ttfts else float("nan"),
+        "pairs": float(len(ttfts)),
+        "prompt_tokens": float(statistics.median(prompt_tokens)) if prompt_tokens else 0.0,
     }
 
 
-def in_process_tok_s(max_tokens: int, runs: int = 3) -> float:
-    """Median single-stream tok/s of llama-cpp-python's high-level API in this process."""
-    from llama_cpp import Llama
-
-    llm = Llama(str(DEFAULT_MODEL.gguf_path()), n_ctx=2048, verbose=False)
-    rates = []
-    for i in range(runs):
-        started, tokens = time.perf_counter(), 0
-        for chunk in llm.create_chat_completion(
-            prompt(i), max_tokens=max_tokens, temperature=0, stream=True
-        ):
-            tokens += bool(chunk["choices"][0]["delta"].get("content"))
-        rates.append(tokens / (time.perf_counter() - started))
-    del llm
-    return statistics.median(rates)
-
-
-def run_sweep(name: str, url: str, levels: list[int], max_tokens: int) -> dict[int, dict]:
-    """All concurrency levels against one server."""
-    results = {}
-    for level in levels:
-        requests = max(2 * level, 4)
-        figures = asyncio.run(sweep_level(url, level, requests, max_tokens))
-        log.info(
-            "%s c=%d: %.1f tok/s, %d/%d complete",
-            name,
-            level,
-            figures["output_tok_per_s"],
-            figures["completed"],
-            requests,
-        )
-        results[level] = figures
+def sweep(server: Running, args: argparse.Namespace, tag: str) -> dict[str, Any]:
+    """Both prompt sets at their levels, then the shared-prefix probe, against one server."""
+    results: dict[str, Any] = {"rss_idle_mib": rss_mib(server.process.pid)}
+    for name in args.sets:
+        prompts = prompt_set(name)
+        levels = args.levels if name == "general" else args.copy_levels
+        results[name] = {}
+        for level in levels:
+            requests = max(2 * level, 4) if name == "general" else 2 * len(prompts)
+            figures = asyncio.run(
+                sweep_level(server.url, level, requests, args.max_tokens, prompts, args.timeout)
+            )
+            log.info(
+                "%s %s c=%d: %.1f tok/s, %d/%d complete",
+                tag,
+                name,
+                level,
+                figures["output_tok_per_s"],
+                figures["completed"],
+                requests,
+            )
+            results[name][str(level)] = figures
+    if not args.no_probe:
+        results["shared_prefix"] = asyncio.run(shared_prefix_probe(server.url, tag))
+        log.info("%s shared prefix: %s", tag, results["shared_prefix"])
+    results["rss_peak_mib"] = rss_mib(server.process.pid, "VmHWM")
+    results["rss_after_mib"] = rss_mib(server.process.pid)
     return results
 
 
-def start_baseline(port: int) -> tuple:
-    """llama-cpp-python's own OpenAI server on the same GGUF."""
-    import subprocess
-
-    log_file = open(Path("test-artifacts") / "llama_cpp_server.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(DEFAULT_MODEL.gguf_path()),
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--model_alias",
-            "bench",
-        ],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    return process, log_file
+def median_of(runs: list[Any]) -> Any:
+    """The median, key by key, of nested dicts of figures."""
+    if isinstance(runs[0], dict):
+        return {k: median_of([r[k] for r in runs if k in r]) for k in runs[0]}
+    return statistics.median(runs)
 
 
-def table(ours: dict[int, dict], base: dict[int, dict], single_in_process: float) -> str:
-    """The figures as a Markdown table."""
+def table(medians: dict[str, Any], skipped: dict[str, str], runs: int) -> str:
+    """One Markdown table: tok/s, ×llama-server, TTFT and streams per system, set and level."""
     rows = [
-        "| server | clients | tok/s | TTFT p50 | TTFT p95 | TPOT p50 | E2E p95 | complete "
-        "| ×baseline tok/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| system | prompt set | clients | tok/s | ×llama-server | TTFT p50 | TTFT p95 "
+        "| complete |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, results in (("myllama", ours), ("llama_cpp.server", base)):
-        for level, f in results.items():
-            ratio = f["output_tok_per_s"] / max(base[level]["output_tok_per_s"], 1e-9)
-            rows.append(
-                f"| {name} | {level} | {f['output_tok_per_s']:.1f} | {f.get('ttft_s_p50', 0):.3f} "
-                f"| {f.get('ttft_s_p95', 0):.3f} | {f.get('tpot_s_p50', 0) * 1000:.1f} ms "
-                f"| {f.get('e2e_s_p95', 0):.2f} | {int(f['completed'])}/{int(f['requests'])} "
-                f"| {ratio:.2f} |"
-            )
-    first = min(ours)
-    rows.append("")
-    rows.append(
-        f"in-process Llama.create_chat_completion, 1 stream: {single_in_process:.1f} tok/s; "
-        f"myllama 1 stream = {ours[first]['output_tok_per_s'] / single_in_process:.2f}× that"
-    )
-    if 8 in ours:
-        scale = ours[8]["output_tok_per_s"] / max(ours[first]["output_tok_per_s"], 1e-9)
-        rows.append(f"myllama 8 clients = {scale:.2f}x its single stream")
+    base = medians.get("llama-server", {})
+    for system in SYSTEMS:
+        if system in skipped:
+            rows.append(f"| {LABELS[system]} | {skipped[system]} | | | | | | |")
+            continue
+        if system not in medians:
+            continue
+        for name in SETS:
+            for level, f in medians[system].get(name, {}).items():
+                ref = base.get(name, {}).get(level, {}).get("output_tok_per_s")
+                ratio = f"{f['output_tok_per_s'] / ref:.2f}" if ref else "–"
+                rows.append(
+                    f"| {LABELS[system]} | {name} | {level} | {f['output_tok_per_s']:.1f} "
+                    f"| {ratio} | {seconds(f.get('ttft_s_p50'))} | {seconds(f.get('ttft_s_p95'))} "
+                    f"| {f['completed']:.0f}/{f['requests']:.0f} |"
+                )
+    rows += ["", "| system | RSS idle | RSS peak | shared-prefix TTFT p50 (other slot) |"]
+    rows.append("|---|---|---|---|")
+    for system, m in medians.items():
+        probe = m.get("shared_prefix", {})
+        rows.append(
+            f"| {LABELS[system]} | {m['rss_idle_mib']:.0f} MiB | {m['rss_peak_mib']:.0f} MiB "
+            f"| {seconds(probe.get('ttft_s_p50'))} ({probe.get('prompt_tokens', 0):.0f} "
+            "prompt tokens) |"
+        )
+    rows.append(f"\nmedian of {runs} run(s), each on a freshly started server")
     return "\n".join(rows)
+
+
+def seconds(value: float | None) -> str:
+    """A duration for the table: ms below a second."""
+    if value is None or value != value:
+        return "–"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def summary(medians: dict[str, Any]) -> dict[str, Any]:
+    """The one-line JSON summary: our ratios vs llama-server, TTFT p95 c=16, idle RSS, probe."""
+    ours, base = medians.get("myllama", {}), medians.get("llama-server", {})
+    example = medians.get("example-server", {})
+    ratios = {
+        name: {
+            level: round(f["output_tok_per_s"] / base[name][level]["output_tok_per_s"], 3)
+            for level, f in ours.get(name, {}).items()
+            if base.get(name, {}).get(level, {}).get("output_tok_per_s")
+        }
+        for name in SETS
+        if name in ours
+    }
+
+    def p95_c16(m: dict[str, Any]) -> float | None:
+        return m.get("general", {}).get("16", {}).get("ttft_s_p95")
+
+    return {
+        "x_llama_server": ratios,
+        "ttft_p95_c16_s": {"myllama": p95_c16(ours), "example-server": p95_c16(example)},
+        "rss_idle_mib_myllama": ours.get("rss_idle_mib"),
+        "shared_prefix_ttft_s_myllama": ours.get("shared_prefix", {}).get("ttft_s_p50"),
+    }
+
+
+def compare(args: argparse.Namespace) -> int:
+    """The default mode: every chosen system, every set and level, `--runs` times."""
+    settings = Settings(DEFAULT_MODEL.gguf_path(), args.parallel, args.n_threads, args.myllama_args)
+    start = machine()
+    skipped = {s: why for s in args.systems if (why := missing(s))}
+    for system, why in skipped.items():
+        log.warning("skipping %s: %s", LABELS[system], why)
+    raw: dict[str, list[dict[str, Any]]] = {}
+    commands: dict[str, list[str]] = {}
+    for system in (s for s in args.systems if s not in skipped):
+        for run in range(args.runs):
+            with running(system, settings) as server:
+                commands[system] = server.command
+                log.info("%s run %d/%d: %s", system, run + 1, args.runs, " ".join(server.command))
+                raw.setdefault(system, []).append(sweep(server, args, f"{system}#{run + 1}"))
+    medians = {system: median_of(results) for system, results in raw.items()}
+    end = machine()
+    out = {"machine": start, "load_average_end": end["load_average"], "commands": commands}
+    out |= {"skipped": skipped, "runs": raw, "medians": medians, "settings": vars(args) | {}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1, default=str))
+    sys.stdout.write(
+        f"{start['cpu']}, {start['cores']} cores; load average {start['load_average']} at start, "
+        f"{end['load_average']} at end; {start['date']}\n"
+        f"{DEFAULT_MODEL.gguf_path().name}, {args.parallel} slots, {args.n_threads} threads, "
+        f"{args.max_tokens} max tokens, temperature 0, streaming\n"
+    )
+    for system, command in commands.items():
+        sys.stdout.write(f"{LABELS[system]}: {' '.join(command)}\n")
+    sys.stdout.write(table(medians, skipped, args.runs) + "\n")
+    sys.stdout.write(json.dumps(summary(medians)) + "\n")
+    return 0
 
 
 def scrape(url: str, name: str) -> float:
@@ -272,10 +346,11 @@ def scrape(url: str, name: str) -> float:
     return sum(values) if values else float("nan")
 
 
-def speculation_sweep(serve: list[str], url: str, max_tokens: int) -> dict[str, dict[int, dict]]:
+def speculation_sweep(url: str, max_tokens: int) -> dict[str, dict[int, Figures]]:
     """General chat and copy-heavy prompts at 1 and 8 clients against one running server."""
-    results: dict[str, dict[int, dict]] = {}
-    for set_name, prompts in (("general", general_prompts()), ("copy-heavy", copy_heavy_prompts())):
+    results: dict[str, dict[int, Figures]] = {}
+    for set_name in SETS:
+        prompts = prompt_set(set_name)
         results[set_name] = {}
         for level in (1, 8):
             requests = 2 * len(prompts) if set_name == "copy-heavy" else max(2 * level, 4)
@@ -286,13 +361,7 @@ def speculation_sweep(serve: list[str], url: str, max_tokens: int) -> dict[str, 
             figures = asyncio.run(sweep_level(url, level, requests, max_tokens, prompts))
             figures["drafted"] = scrape(url, "myllama_draft_tokens") - drafted
             figures["accepted"] = scrape(url, "myllama_draft_tokens_accepted") - accepted
-            log.info(
-                "%s %s c=%d: %.1f tok/s",
-                " ".join(serve[-1:]),
-                set_name,
-                level,
-                figures["output_tok_per_s"],
-            )
+            log.info("%s c=%d: %.1f tok/s", set_name, level, figures["output_tok_per_s"])
             results[set_name][level] = figures
     return results
 
@@ -323,22 +392,11 @@ def run_speculation(args: argparse.Namespace) -> int:
     """My LLAMA without, then with, speculative decoding on both prompt sets."""
     runs: dict[str, dict[str, dict[int, dict]]] = {}
     for mode, flag in (("off", "--no-speculative"), ("on", "--speculative")):
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        serve = [
-            "serve",
-            "--port",
-            str(port),
-            "--parallel",
-            str(args.parallel),
-            "--max-queue",
-            "256",
-            "--no-load-predictors",
-            *(["--n-threads", str(args.n_threads)] if args.n_threads else []),
-            flag,
-        ]
-        with running_myllama(serve, f"{url}/health", log_name="bench-server"):
-            runs[mode] = speculation_sweep(serve, url, args.max_tokens)
+        extra = f"{args.myllama_args} {flag}"
+        settings = Settings(DEFAULT_MODEL.gguf_path(), args.parallel, args.n_threads, extra)
+        with running("myllama", settings) as server:
+            runs[mode] = speculation_sweep(server.url, args.max_tokens)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(runs, indent=1))
     sys.stdout.write(
         f"myllama serve --parallel {args.parallel}, without and with --speculative; "
@@ -373,7 +431,7 @@ def engine_speculation(args: argparse.Namespace) -> int:
 
     rows = ["| prompt set | clients | tok/s without | tok/s with | ×without | accepted/drafted |"]
     rows.append("|---|---|---|---|---|---|")
-    sets = {"general": general_prompts(), "heavy-copy": copy_heavy_prompts()}
+    sets = {"general": prompt_set("general"), "heavy-copy": prompt_set("copy-heavy")}
     figures: dict[tuple[str, int, bool], tuple[float, int, int]] = {}
     for speculative in (False, True):
         config = EngineConfig(
@@ -409,19 +467,32 @@ def engine_speculation(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    """Run the sweep against both servers and print the comparison."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--levels", default="1,2,4,8,16")
+    """Parse the options and run the chosen mode."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3, help="sweeps per system; medians shown")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=", ".join(SYSTEMS))
+    parser.add_argument("--sets", default=",".join(SETS), help=", ".join(SETS))
+    parser.add_argument("--levels", default="1,8,16", help="clients, general set")
+    parser.add_argument("--copy-levels", default="1,8", help="clients, copy-heavy passes")
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--parallel", type=int, default=16, help="myllama --parallel")
-    parser.add_argument("--n-threads", type=int, default=None, help="myllama --n-threads")
-    parser.add_argument("--skip-in-process", action="store_true")
-    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--parallel", type=int, default=16, help="slots of every system")
+    parser.add_argument("--n-threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--myllama-args", default="", help="extra `myllama serve` arguments")
+    parser.add_argument(
+        "--level-timeout",
+        dest="timeout",
+        type=float,
+        default=120.0,
+        help="seconds per level; streams not complete by then count as incomplete",
+    )
+    parser.add_argument("--no-probe", action="store_true", help="skip the shared-prefix probe")
     parser.add_argument("--out", type=Path, default=Path("test-artifacts/serving_bench.json"))
     parser.add_argument(
         "--speculation",
         action="store_true",
-        help="compare --no-speculative and --speculative on general and copy-heavy prompts",
+        help="ours with --no-speculative and --speculative on general and copy-heavy prompts",
     )
     parser.add_argument(
         "--engine-speculation",
@@ -433,73 +504,17 @@ def main() -> int:
     if args.engine_speculation:
         return engine_speculation(args)
     if args.speculation:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         return run_speculation(args)
-    levels = [int(x) for x in args.levels.split(",")]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-
-    single = float("nan") if args.skip_in_process else in_process_tok_s(args.max_tokens)
-    log.info("in-process single stream: %.1f tok/s", single)
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    serve = [
-        "serve",
-        "--port",
-        str(port),
-        "--parallel",
-        str(args.parallel),
-        "--max-queue",
-        "256",
-        "--no-load-predictors",
-        *(["--n-threads", str(args.n_threads)] if args.n_threads else []),
+    args.systems = [s for s in args.systems.split(",") if s]
+    args.sets = [s for s in args.sets.split(",") if s]
+    unknown = [s for s in args.systems if s not in SYSTEMS] + [
+        s for s in args.sets if s not in SETS
     ]
-    with running_myllama(serve, f"{url}/health", log_name="bench-server"):
-        ours = run_sweep("myllama", url, levels, args.max_tokens)
-        reuse = prefix_reuse_ttft(url)
-    with running_myllama([*serve, "--no-prefix-cache"], f"{url}/health", log_name="bench-server"):
-        no_reuse = prefix_reuse_ttft(url)
-    log.info("prefix reuse: %s; without: %s", reuse, no_reuse)
-
-    base: dict[int, dict] = {}
-    if not args.skip_baseline:
-        port = free_port()
-        process, log_file = start_baseline(port)
-        try:
-            wait_for(f"http://127.0.0.1:{port}/v1/models", process)
-            base = run_sweep(
-                "llama_cpp.server", f"http://127.0.0.1:{port}", levels, args.max_tokens
-            )
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-            log_file.close()
-    else:
-        base = {
-            level: {"output_tok_per_s": float("nan"), "completed": 0, "requests": 0}
-            for level in levels
-        }
-
-    results = {
-        "in_process": single,
-        "myllama": ours,
-        "baseline": base,
-        "prefix_reuse": reuse,
-        "no_prefix_reuse": no_reuse,
-    }
-    args.out.write_text(json.dumps(results, indent=1))
-    sys.stdout.write(
-        f"myllama serve --parallel {args.parallel}; llama_cpp.server defaults; "
-        f"{args.max_tokens} output tokens per request, temperature 0, 2 requests per client\n"
-    )
-    sys.stdout.write(table(ours, base, single) + "\n")
-    sys.stdout.write(
-        f"shared {reuse['prompt_tokens']:.0f}-token system prompt, max_tokens=1: TTFT p50 "
-        f"{reuse['ttft_p50_s'] * 1000:.0f} ms with prefix reuse ({reuse['cached_share']:.0%} of "
-        f"prompt tokens reused) vs {no_reuse['ttft_p50_s'] * 1000:.0f} ms without "
-        f"({no_reuse['ttft_p50_s'] / reuse['ttft_p50_s']:.1f}x)\n"
-    )
-    return 0
+    if unknown:
+        parser.error(f"unknown system or set: {', '.join(unknown)}")
+    args.levels = [int(x) for x in args.levels.split(",")]
+    args.copy_levels = [int(x) for x in args.copy_levels.split(",")]
+    return compare(args)
 
 
 if __name__ == "__main__":
