@@ -63,7 +63,7 @@ class FakeEngine:
 
     def __init__(self, spec: ModelSpec, config: EngineConfig) -> None:
         self.model_id = spec.id
-        self.n_ctx = config.n_ctx or config.ctx_size
+        self.n_ctx = config.n_ctx or 2048
         self.file_sha256 = "0" * 64
         self.script = Script()
         self.submitted: list[GenerationParams] = []
