@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.helpers import ROOT, free_port, running_myllama, wait_for
+from tests.helpers import ROOT, free_port, running_myllama, running_process
 
 log = logging.getLogger("serving_bench")
 
@@ -83,21 +83,9 @@ class Settings:
 @contextmanager
 def _process(command: list[str], ready_path: str, port: int, name: str) -> Iterator[Running]:
     """Start `command`, log to test-artifacts/logs, wait for `ready_path`, stop it afterwards."""
-    log_dir = ROOT / "test-artifacts" / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
-    with (log_dir / f"bench-{name}-{os.getpid()}.log").open("ab") as log_file:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            wait_for(f"{url}{ready_path}", process, timeout=300)
-            yield Running(url, process, command)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with running_process(command, f"{url}{ready_path}", log_name=f"bench-{name}", timeout=300) as p:
+        yield Running(url, p, command)
 
 
 @contextmanager

@@ -39,22 +39,26 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0)
 
 
 @contextmanager
-def running_myllama(
-    args: list[str], health_url: str, env: dict[str, str] | None = None, log_name: str = "server"
+def running_process(
+    command: list[str],
+    health_url: str,
+    env: dict[str, str] | None = None,
+    log_name: str = "server",
+    timeout: float = 120.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start `myllama ARGS` as a real process, wait for health, stop it afterwards."""
+    """Start `command` as a real process (log in test-artifacts/logs), wait for health, stop it."""
     log_dir = ROOT / "test-artifacts" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = (log_dir / f"{log_name}-{os.getpid()}-{time.monotonic_ns()}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "myllama", *args],
+        command,
         cwd=ROOT,
         env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for(health_url, process)
+        wait_for(health_url, process, timeout)
         yield process
     finally:
         process.terminate()
@@ -64,3 +68,12 @@ def running_myllama(
             process.kill()
             process.wait()
         log_file.close()
+
+
+@contextmanager
+def running_myllama(
+    args: list[str], health_url: str, env: dict[str, str] | None = None, log_name: str = "server"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `myllama ARGS` as a real process, wait for health, stop it afterwards."""
+    with running_process([sys.executable, "-m", "myllama", *args], health_url, env, log_name) as p:
+        yield p

@@ -124,7 +124,7 @@ class LlamaEngine:
         self._worker = threading.Thread(target=self._run, name=f"engine-{spec.id}", daemon=True)
         self._worker.start()
         log.info(
-            "loaded %s from %s (context up to %d per request, %d KV cells shared by %d slots, "
+            "loaded %s from %s (context up to %d per request, %d KV cells for %d slots, "
             "%d threads)",
             spec.id,
             self.path,
@@ -339,8 +339,7 @@ class LlamaEngine:
                 return
             if request.waits_for_leader():
                 continue
-            host = self._host if self.config.prefix_cache else None
-            placement = choose(request, self._slots, free, host, self.config.prefix_cache)
+            placement = choose(request, self._slots, free, self._host, self.config.prefix_cache)
             gone: list[Slot] | None = []
             if self.config.kv_unified:  # split caches: a slot's own cells always fit n_ctx
                 gone = evictions(placement, request, self._slots, self.kv_tokens)
