@@ -29,7 +29,11 @@ def build_app(settings: UISettings) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
                 chat = ChatTab(
-                    client, load_library(), settings.tracking_uri, settings.feedback_experiment
+                    client,
+                    load_library(),
+                    settings.tracking_uri,
+                    settings.feedback_experiment,
+                    settings.chat_experiment if settings.trace_chats else None,
                 )
                 chat.build(demo)
             with gr.Tab("Predictors", id="predictors", elem_id="tab-predictors"):

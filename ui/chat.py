@@ -1,10 +1,11 @@
-"""The Chat tab: streaming answers, retry/undo/edit/copy/like, saved conversations, Stop."""
+"""The Chat tab: streaming answers, retry/undo/edit/copy/like, saved conversations, Stop, traces."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from prompts.library import SystemPrompt
-from ui import conversations, feedback
+from ui import conversations, traces
 from ui.client import AnswerStats, ModelCard, ServerClient
 from ui.errors import UserFacingError
 from ui.history import fit_history
@@ -21,6 +22,8 @@ from ui.model_panel import describe
 log = logging.getLogger(__name__)
 NO_PROMPT = "(none: free text)"
 UPDATE_EVERY_S = 0.05  # the growing answer goes to the page at most this often
+TRACES_KEPT = 1000  # answers whose trace a like can still find (the newest)
+MODEL_FACTS = ("file_name", "file_sha256", "description")  # from the server's model card
 Message = dict[str, str]
 
 
@@ -66,12 +69,16 @@ class ChatTab:
         library: dict[str, SystemPrompt],
         tracking_uri: str = "sqlite:///mlflow.db",
         feedback_experiment: str = "myllama-chat-feedback",
+        chat_experiment: str | None = None,
     ) -> None:
         self.client = client
         self.library = library
         self.tracking_uri = tracking_uri
         self.feedback_experiment = feedback_experiment
+        self.chat_experiment = chat_experiment  # set: every answer becomes a trace there
         self._stopped_at: dict[str, float] = {}  # browser session → when it last pressed Stop
+        # (session, answer) → its trace being written: a like attaches to that trace
+        self._traced: OrderedDict[tuple[str, str], asyncio.Task[str | None]] = OrderedDict()
 
     def stop(self, request: gr.Request) -> str:
         """Mark the session's running answer as stopped (it yields nothing more) and say so."""
@@ -151,6 +158,7 @@ class ChatTab:
                 max_tokens=int(max_tokens),
             )
             shown_at = 0.0  # when the page last got the growing answer
+            sent_ns = time.time_ns()
             async with aclosing(stream) as pieces:
                 async for piece in pieces:
                     if self._was_stopped(request, started):
@@ -158,6 +166,18 @@ class ChatTab:
                     if isinstance(piece, AnswerStats):
                         done = [*shown, {"role": "assistant", "content": answer}]
                         yield done, done, "", f"{card.id} · {piece.line()}{note}"
+                        if self.chat_experiment is not None:
+                            exchange = traces.Exchange(
+                                model=card.id,
+                                messages=fitted.messages,
+                                answer=answer,
+                                user=request.username or "anonymous",
+                                session=request.session_hash or "",
+                                meta={k: v for k, v in card.meta.items() if k in MODEL_FACTS},
+                                figures=piece.figures(),
+                                span_ns=(sent_ns, sent_ns + int(piece.e2e * 1e9)),
+                            )
+                            self._trace_in_background(request, self.chat_experiment, exchange)
                     else:
                         answer += piece
                         # Each update costs Gradio a full round (the stream waits meanwhile):
@@ -220,6 +240,33 @@ class ChatTab:
         kept, question = last_exchange(history)
         return kept, kept, question, ""
 
+    def _trace_in_background(
+        self, request: gr.Request, experiment: str, exchange: traces.Exchange
+    ) -> None:
+        """Write the answer's trace without holding up the chat; a like finds it by its text."""
+        task = asyncio.create_task(self._write(experiment, exchange), name="chat trace")
+        self._traced[(request.session_hash or "", exchange.answer)] = task
+        while len(self._traced) > TRACES_KEPT:
+            self._traced.popitem(last=False)
+
+    async def _write(self, experiment: str, exchange: traces.Exchange) -> str | None:
+        """The chat trace's id, or None if the store refused it (logged: the chat goes on)."""
+        try:
+            return await asyncio.to_thread(
+                traces.trace, self.tracking_uri, experiment, exchange, traces.CHAT
+            )
+        except Exception as exc:  # a store the UI cannot write to must not break the chat
+            log.warning("chat trace not recorded: %s", exc)
+            return None
+
+    async def _model_facts(self, model: str | None) -> dict[str, Any]:
+        """Which file answers for the model now: the GGUF's name, hash and type ({} if unknown)."""
+        try:
+            card = next((c for c in await self.client.models() if c.id == model), None)
+        except UserFacingError:
+            return {}
+        return {k: card.meta[k] for k in MODEL_FACTS if card is not None and k in card.meta}
+
     async def like(
         self,
         data: gr.LikeData,
@@ -227,36 +274,41 @@ class ChatTab:
         model: str | None,
         request: gr.Request,
     ) -> str:
-        """Record a like or dislike of one answer in MLflow; the stats line says where."""
+        """Record a like or dislike of one answer in MLflow; the stats line says where.
+
+        An answer traced with --trace-chats gets the verdict on its own trace; any other is
+        written as a trace of the exchange in the feedback experiment first.
+        """
         index = _index(data.index)
         if data.liked not in (True, False) or not 0 <= index < len(history):
             return "Feedback withdrawn in the page (what was recorded stays in MLflow)."
-        try:  # which file answered: the GGUF's hash and type, as the server reports them now
-            card = next((c for c in await self.client.models() if c.id == model), None)
-        except UserFacingError:
-            card = None
-        facts = ("file_name", "file_sha256", "description")
-        rated = feedback.Rated(
-            model=model or "?",
-            messages=history[:index],
-            answer=history[index]["content"],
-            liked=bool(data.liked),
-            user=request.username or "anonymous",
-            meta={k: card.meta[k] for k in facts if card is not None and k in card.meta},
-        )
+        answer = history[index]["content"]
+        user = request.username or "anonymous"
+        traced = self._traced.get((request.session_hash or "", answer))
+        trace_id = await traced if traced is not None else None
+        experiment = self.chat_experiment or self.feedback_experiment
         try:
-            record = feedback.record
-            trace = await asyncio.to_thread(
-                record, self.tracking_uri, self.feedback_experiment, rated
+            if trace_id is None:
+                experiment = self.feedback_experiment
+                exchange = traces.Exchange(
+                    model=model or "?",
+                    messages=history[:index],
+                    answer=answer,
+                    user=user,
+                    session=request.session_hash or "",
+                    meta=await self._model_facts(model),
+                )
+                trace_id = await asyncio.to_thread(
+                    traces.trace, self.tracking_uri, experiment, exchange, traces.RATED
+                )
+            await asyncio.to_thread(
+                traces.rate, self.tracking_uri, trace_id, bool(data.liked), user
             )
         except Exception as exc:  # a store the UI cannot write to must not break the chat
             log.warning("feedback not recorded: %s", exc)
             return f"**Feedback not recorded:** {exc}"
-        verdict = "Like" if rated.liked else "Dislike"
-        return (
-            f"{verdict} recorded in MLflow (experiment `{self.feedback_experiment}`, "
-            f"trace `{trace}`)"
-        )
+        verdict = "Like" if data.liked else "Dislike"
+        return f"{verdict} recorded in MLflow (experiment `{experiment}`, trace `{trace_id}`)"
 
     @staticmethod
     def remember(

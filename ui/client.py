@@ -49,6 +49,12 @@ class AnswerStats:
             return None
         return (self.tokens - 1) / (self.e2e - self.ttft)
 
+    def figures(self) -> dict[str, float]:
+        """The figures by name, as a chat trace keeps them."""
+        speed = self.tokens_per_second
+        rate = {"tokens_per_second": speed} if speed is not None else {}
+        return {"ttft_s": self.ttft, "e2e_s": self.e2e, "completion_tokens": self.tokens, **rate}
+
     def line(self) -> str:
         """The small line shown under an answer."""
         speed = self.tokens_per_second

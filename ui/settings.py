@@ -53,6 +53,16 @@ class UISettings(BaseSettings):
         description="MLflow experiment where a like/dislike of a chat answer is kept (a trace "
         "of the exchange with a human assessment).",
     )
+    trace_chats: bool = Field(
+        default=False,
+        description="Keep every chat answer as an MLflow trace in --chat-experiment (the "
+        "messages sent, the answer, who asked, TTFT and tokens): opt-in, as it stores what "
+        "users write. A like/dislike then lands on the answer's own trace.",
+    )
+    chat_experiment: str = Field(
+        default="myllama-chats",
+        description="MLflow experiment of the chat traces written with --trace-chats.",
+    )
     users: SecretStr | None = Field(
         default=None,
         description="Who may sign in to the UI: 'user:password' pairs separated by commas "

@@ -10,7 +10,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.ui.conftest import ARTIFACTS, UI_LOGIN, Stack, new_context, sign_in
 from tests.ui.test_browser import send
-from ui.feedback import ASSESSMENT
+from ui.traces import ASSESSMENT
 
 pytestmark = pytest.mark.browser
 
