@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import tempfile
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 from sklearn.pipeline import Pipeline
@@ -65,16 +70,48 @@ class PredictorState:
         }
 
 
+class _TorchKeptOut:
+    """A meta-path finder that fails `import torch` in one thread (others import as usual)."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        """Refuse torch and its submodules in the importing thread; leave the rest to others."""
+        if name.partition(".")[0] == "torch" and threading.get_ident() == self.thread:
+            raise ModuleNotFoundError(f"{name} is kept out while skops loads", name=name)
+        return None
+
+
+def import_skops() -> ModuleType:
+    """skops.io, imported without torch.
+
+    On import skops lists sklearn's estimators by importing every sklearn module, and one of
+    them (sklearn.externals.array_api_compat.torch) imports torch: ~180 MB of RSS in a server
+    that never uses it. pkgutil's walk skips a module whose import fails, so the listing is the
+    same without it; /v1/embeddings and the drift harness still import torch when they need it.
+    """
+    if "skops.io" not in sys.modules:
+        finder = _TorchKeptOut()
+        sys.meta_path.insert(0, finder)
+        try:
+            import skops.io  # noqa: F401
+        finally:
+            sys.meta_path.remove(finder)
+    return sys.modules["skops.io"]
+
+
 def load_skops(path: Path) -> Pipeline:
     """A pipeline from a skops file, allowing skops' defaults plus SKOPS_TRUSTED_TYPES only."""
-    import skops.io
-
-    refused = sorted(set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES))
+    skops_io = import_skops()
+    refused = sorted(set(skops_io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES))
     if refused:
         raise UntrustedModel(
             f"{path.name} holds types outside the allow-list: {', '.join(refused)}"
         )
-    model = skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+    model = skops_io.load(path, trusted=SKOPS_TRUSTED_TYPES)
     if not isinstance(model, Pipeline):
         raise UntrustedModel(f"{path.name} holds a {type(model).__name__}, not a Pipeline")
     return model

@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,13 @@ from models.errors import ModelNotFound
 from models.predictors.registry import (
     ALIAS,
     CARD_FILE,
+    MODEL_FILE,
     PREDICTOR_NAMES,
     PredictorRegistry,
     PredictorState,
     predictor_states,
 )
+from tests.helpers import ROOT
 from tests.models.predictors.conftest import Trained
 
 
@@ -155,3 +159,21 @@ def test_a_broken_artefact_is_failed_not_ready(trained: Trained, tmp_path: Path)
     assert states["churn"].status == "failed" and not states["churn"].ready
     assert "artefact failed" in states["churn"].message
     assert states["iris"].status == states["income"].status == "ready"
+
+
+def test_loading_a_pipeline_keeps_torch_out_of_the_process(trained: Trained) -> None:
+    """skops' import would drag torch in (~180 MB of RSS): loading a pipeline leaves it out, and
+    torch still imports afterwards for whoever needs it (embeddings, drift)."""
+    model_file = trained.predictors_dir / "iris" / MODEL_FILE
+    code = (
+        "import sys; from pathlib import Path; "
+        "from models.predictors.registry import load_skops; "
+        f"pipeline = load_skops(Path({str(model_file)!r})); "
+        "print(type(pipeline).__name__, 'torch' in sys.modules); "
+        "import torch; print(torch.tensor([1.0]).dtype)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["Pipeline", "False", "torch.float32"]
