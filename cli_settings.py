@@ -24,6 +24,8 @@ SHORT_FLAGS: dict[str, str] = {
     "n_threads": "-t",
     "n_gpu_layers": "-ngl",
     "n_batch": "-b",
+    "cache_type_k": "-ctk",
+    "cache_type_v": "-ctv",
 }
 
 

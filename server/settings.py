@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.catalog import DEFAULT_MODEL_ID, ModelSpec
 from models.engine import EngineConfig
+from models.engine.base import KvType
 
 _DEFAULTS = EngineConfig()
 _CONFIG = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
@@ -38,6 +39,16 @@ class EngineSettings(BaseSettings):
         description="One KV cache all slots share: one request may use most of it and a shared "
         "prefix is held once, but every decode attends over all cells in use (slower here with "
         "many cached prompts); requests wait while running ones could need the rest.",
+    )
+    cache_type_k: KvType = Field(
+        default=_DEFAULTS.cache_type_k,
+        description="How the KV cache stores keys, as llama-server's -ctk: q8_0 halves the "
+        "cache's memory (f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl).",
+    )
+    cache_type_v: KvType = Field(
+        default=_DEFAULTS.cache_type_v,
+        description="How the KV cache stores values, as llama-server's -ctv (a quantised type "
+        "needs flash attention, which llama.cpp turns on where the backend has it).",
     )
     n_ctx: int | None = Field(
         default=_DEFAULTS.n_ctx,
@@ -101,6 +112,8 @@ class EngineSettings(BaseSettings):
         return EngineConfig(
             ctx_size=self.ctx_size,
             kv_unified=self.kv_unified,
+            cache_type_k=self.cache_type_k,
+            cache_type_v=self.cache_type_v,
             n_ctx=self.n_ctx,
             parallel=self.parallel,
             n_batch=self.n_batch,

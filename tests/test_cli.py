@@ -73,18 +73,21 @@ def test_serve_help_shows_default_and_env_name_of_every_flag() -> None:
 
 
 def test_short_flags_set_the_same_settings_as_long_ones() -> None:
-    """-m -c -np -t -ngl -b reach the same ServerSettings fields as their long names."""
+    """-m -c -np -t -ngl -b -ctk -ctv reach the same ServerSettings fields as their long names."""
     short = myllama.parse(
-        ["serve", "-m", "x.gguf", "-c", "4096", "-np", "4", "-t", "3", "-ngl", "-1", "-b", "256"]
-    )
+        ["serve", "-m", "x.gguf", "-c", "4096", "-np", "4", "-t", "3", "-ngl", "-1", "-b", "256",
+         "-ctk", "q8_0", "-ctv", "q4_0"]
+    )  # fmt: skip
     long = myllama.parse(
         ["serve", "--model", "x.gguf", "--ctx-size", "4096", "--parallel", "4", "--n-threads", "3",
-         "--n-gpu-layers", "-1", "--n-batch", "256"]
+         "--n-gpu-layers", "-1", "--n-batch", "256", "--cache-type-k", "q8_0",
+         "--cache-type-v", "q4_0"]
     )  # fmt: skip
     settings = load_settings(ServerSettings, short)
     assert settings == load_settings(ServerSettings, long)
     assert (settings.model, settings.ctx_size, settings.parallel) == (["x.gguf"], 4096, 4)
     assert (settings.n_threads, settings.n_gpu_layers, settings.n_batch) == (3, -1, 256)
+    assert (settings.cache_type_k, settings.cache_type_v) == ("q8_0", "q4_0")
 
 
 def test_a_bad_flag_is_one_line() -> None:
@@ -96,9 +99,12 @@ def test_a_bad_flag_is_one_line() -> None:
 def test_invalid_settings_name_the_field_and_never_echo_values() -> None:
     """A pydantic refusal names field and reason; the API key given never appears."""
     secret = "sk-very-secret-value-42"
-    done = run_myllama("serve", "--api-key", secret, "--n-ctx", "1", "--parallel", "999")
+    done = run_myllama(
+        "serve", "--api-key", secret, "--n-ctx", "1", "--parallel", "999", "-ctk", "q9"
+    )
     line = one_line_error(done)
     assert "n_ctx: Input should be greater than or equal to 64" in line
+    assert "cache_type_k: Input should be 'f32', 'f16'" in line
     assert "parallel:" in line
     assert secret not in done.stderr + done.stdout
     assert "input_value" not in line

@@ -39,6 +39,8 @@ def facts(card: ModelCard) -> dict[str, str]:
         "Slots": f"{meta.get('parallel', '?')} at once (queue {meta.get('max_queue', '?')})",
         "Parameters": f"{params / 1e6:.0f} M" if isinstance(params, int | float) else "?",
         "GPU layers": str(meta.get("n_gpu_layers", "?")),
+        "KV cache": f"{meta.get('ctx_size', '?')} cells (K {meta.get('cache_type_k', '?')}, "
+        f"V {meta.get('cache_type_v', '?')})",
         "File": f"`{meta.get('file_name', '?')}` ({_size(meta.get('file_size'))})",
         "SHA-256": f"`{meta.get('file_sha256', '?')}`",
     }

@@ -28,6 +28,9 @@ class GenerationParams:
     logprobs: int | None = None  # None: off; k in 0..20: the chosen token's and the top k's
 
 
+KvType = Literal["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"]
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """How a model is run: context, shared KV cache, parallel slots, batch size, queue, threads."""
@@ -35,6 +38,8 @@ class EngineConfig:
     n_ctx: int | None = None  # per request; None: all a slot may hold, within the trained context
     ctx_size: int | None = None  # KV cells in all (llama-server's -c); None: 2,048 per slot
     kv_unified: bool = False  # one cache all slots share, instead of ctx_size / parallel each
+    cache_type_k: KvType = "f16"  # how K cells are stored (llama-server's -ctk)
+    cache_type_v: KvType = "f16"  # how V cells are stored (-ctv; quantised needs flash attention)
     parallel: int = 8
     n_batch: int = 512
     max_queue: int = 64

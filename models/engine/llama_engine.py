@@ -100,11 +100,17 @@ class LlamaEngine:
         cparams.n_threads = cparams.n_threads_batch = self._threads
         # unified: any slot may fill the cache, but every decode attends over all used cells
         cparams.kv_unified = config.kv_unified
+        cparams.type_k = getattr(llc, f"GGML_TYPE_{config.cache_type_k.upper()}")
+        cparams.type_v = getattr(llc, f"GGML_TYPE_{config.cache_type_v.upper()}")
         cparams.no_perf = True
         self._ctx = llc.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             llc.llama_model_free(self._model)
-            raise EngineFailure(f"llama.cpp could not create a context for {self.path}")
+            raise EngineFailure(
+                f"llama.cpp could not create a context for {self.path} "
+                f"({cparams.n_ctx} KV cells, K {config.cache_type_k}, V {config.cache_type_v}: "
+                "a quantised V cache needs flash attention, see the log above)"
+            )
         self.kv_tokens = llc.llama_n_ctx(self._ctx)
         per_slot = self.kv_tokens if config.kv_unified else llc.llama_n_ctx_seq(self._ctx)
         self.n_ctx = min(spec.n_ctx or config.n_ctx or per_slot, per_slot, n_ctx_train)
@@ -124,12 +130,14 @@ class LlamaEngine:
         self._worker = threading.Thread(target=self._run, name=f"engine-{spec.id}", daemon=True)
         self._worker.start()
         log.info(
-            "loaded %s from %s (context up to %d per request, %d KV cells for %d slots, "
-            "%d threads)",
+            "loaded %s from %s (context up to %d per request, %d KV cells (K %s, V %s) for %d "
+            "slots, %d threads)",
             spec.id,
             self.path,
             self.n_ctx,
             self.kv_tokens,
+            config.cache_type_k,
+            config.cache_type_v,
             config.parallel,
             self._threads,
         )
@@ -151,6 +159,8 @@ class LlamaEngine:
             "n_params": llc.llama_model_n_params(self._model),
             "n_ctx": self.n_ctx,
             "ctx_size": self.kv_tokens,
+            "cache_type_k": self.config.cache_type_k,
+            "cache_type_v": self.config.cache_type_v,
             "n_ctx_train": llc.llama_model_n_ctx_train(self._model),
             "parallel": self.config.parallel,
             "n_batch": self.config.n_batch,

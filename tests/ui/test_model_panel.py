@@ -30,6 +30,7 @@ def test_the_panel_shows_the_served_model_facts(server: Server) -> None:
     assert rows["Quantisation"] == "Q4_1"  # the default SmolLM2-135M-Instruct GGUF
     assert rows["Context"].startswith("2048 tokens per request")
     assert rows["Slots"].startswith("8 at once")  # the fixture's --parallel 8
+    assert rows["KV cache"].endswith("cells (K f16, V f16)")
     assert rows["SHA-256"] == f"`{sha}`"
     assert card.meta["file_name"] in rows["File"]
 
