@@ -100,6 +100,14 @@ class EngineSettings(BaseSettings):
     draft_tokens: int = Field(
         default=_DEFAULTS.draft_tokens, ge=1, le=32, description="Most draft tokens per step."
     )
+    draft_step_rows: int = Field(
+        default=_DEFAULTS.draft_step_rows,
+        ge=2,
+        le=512,
+        description="Drafts fill a decode step up to this many rows (tokens of all slots; no "
+        "drafts while a prompt is prefilled): on a CPU a row costs about what it may save once "
+        "a step has a few; on a GPU a larger value can pay.",
+    )
     host_cache_mib: int = Field(
         default=_DEFAULTS.host_cache_mib,
         ge=0,
@@ -125,6 +133,7 @@ class EngineSettings(BaseSettings):
             watchdog_s=self.watchdog_s,
             speculative=self.speculative,
             draft_tokens=self.draft_tokens,
+            draft_step_rows=self.draft_step_rows,
             host_cache_mib=self.host_cache_mib,
         )
 

@@ -50,6 +50,7 @@ class EngineConfig:
     watchdog_s: float = 60.0
     speculative: bool = False  # prompt-lookup drafts for greedy requests
     draft_tokens: int = 4  # the most draft tokens per slot and step
+    draft_step_rows: int = 4  # drafts fill a step up to this many rows (none while prefilling)
     host_cache_mib: int = 256  # host RAM for KV of sequences that left their slot (0: off)
 
     def __post_init__(self) -> None:

@@ -33,7 +33,7 @@ from models.engine.placement import MIN_SHARED_PREFIX, Placement, choose, evicti
 from models.engine.prompt_cache import HostPromptCache
 from models.engine.sampling import Sampler
 from models.engine.slots import Entry, GenerationStream, Request, Slot
-from models.engine.speculative import Drafter
+from models.engine.speculative import Drafter, draft_room
 from models.engine.text import StopTextAssembler
 from models.engine.vocab import Vocab
 from models.errors import (
@@ -445,10 +445,13 @@ class LlamaEngine:
         plan: list[Entry] = []
         generating = [s for s in active if not s.pending]
         n = len(generating)
+        step_rows = min(self.config.n_batch, self.config.draft_step_rows)
+        room = draft_room(n, prefilling=n < len(active), step_rows=step_rows)
         for slot in active:
             slot.logit_index = -1
         for slot in generating:
-            slot.draft = self._draft(slot, self.config.n_batch - n)
+            slot.draft = self._draft(slot, room)
+            room -= len(slot.draft)
             n += len(slot.draft)
             rows = 1 + len(slot.draft)
             plan.append(Entry(slot, [slot.last_token, *slot.draft], len(slot.cached), rows))

@@ -9,7 +9,7 @@ import pytest
 from models.catalog import DEFAULT_MODEL
 from models.engine import EngineConfig, EngineStats, Finish, GenerationParams, Piece
 from models.engine.llama_engine import LlamaEngine
-from models.engine.speculative import Drafter
+from models.engine.speculative import Drafter, draft_room
 from prompts.sets import load_prompt_set
 
 MAX_TOKENS = 32
@@ -103,3 +103,13 @@ def test_drafter_shrinks_then_pauses_after_misses() -> None:
     assert drafter.draft(room=8) == []  # paused
     drafter.update(drafted=1, accepted=1)
     assert drafter.limit == 2
+
+
+def test_drafts_only_fill_a_small_step() -> None:
+    """Up to step_rows rows in all: one slot of four rows drafts three, four slots none, and
+    nothing while a prompt is prefilled."""
+    assert draft_room(1, prefilling=False, step_rows=4) == 3
+    assert draft_room(2, prefilling=False, step_rows=4) == 2
+    assert draft_room(4, prefilling=False, step_rows=4) == 0
+    assert draft_room(9, prefilling=False, step_rows=4) == 0
+    assert draft_room(1, prefilling=True, step_rows=4) == 0
