@@ -26,6 +26,7 @@ SHORT_FLAGS: dict[str, str] = {
     "n_batch": "-b",
     "cache_type_k": "-ctk",
     "cache_type_v": "-ctv",
+    "flash_attn": "-fa",
 }
 
 

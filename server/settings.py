@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.catalog import DEFAULT_MODEL_ID, ModelSpec
 from models.engine import EngineConfig
-from models.engine.base import KvType
+from models.engine.base import FlashAttn, KvType
 
 _DEFAULTS = EngineConfig()
 _CONFIG = SettingsConfigDict(env_prefix="MYLLAMA_", extra="ignore")
@@ -49,6 +49,11 @@ class EngineSettings(BaseSettings):
         default=_DEFAULTS.cache_type_v,
         description="How the KV cache stores values, as llama-server's -ctv (a quantised type "
         "needs flash attention, which llama.cpp turns on where the backend has it).",
+    )
+    flash_attn: FlashAttn = Field(
+        default=_DEFAULTS.flash_attn,
+        description="Flash attention, as llama-server's -fa: auto (llama.cpp turns it on where "
+        "the backend has it), on, or off (a quantised V cache needs it).",
     )
     n_ctx: int | None = Field(
         default=_DEFAULTS.n_ctx,
@@ -122,6 +127,7 @@ class EngineSettings(BaseSettings):
             kv_unified=self.kv_unified,
             cache_type_k=self.cache_type_k,
             cache_type_v=self.cache_type_v,
+            flash_attn=self.flash_attn,
             n_ctx=self.n_ctx,
             parallel=self.parallel,
             n_batch=self.n_batch,

@@ -73,21 +73,25 @@ def test_serve_help_shows_default_and_env_name_of_every_flag() -> None:
 
 
 def test_short_flags_set_the_same_settings_as_long_ones() -> None:
-    """-m -c -np -t -ngl -b -ctk -ctv reach the same ServerSettings fields as their long names."""
+    """-m -c -np -t -ngl -b -ctk -ctv -fa reach the same ServerSettings fields as long names."""
     short = myllama.parse(
         ["serve", "-m", "x.gguf", "-c", "4096", "-np", "4", "-t", "3", "-ngl", "-1", "-b", "256",
-         "-ctk", "q8_0", "-ctv", "q4_0"]
+         "-ctk", "q8_0", "-ctv", "q4_0", "-fa", "off"]
     )  # fmt: skip
     long = myllama.parse(
         ["serve", "--model", "x.gguf", "--ctx-size", "4096", "--parallel", "4", "--n-threads", "3",
          "--n-gpu-layers", "-1", "--n-batch", "256", "--cache-type-k", "q8_0",
-         "--cache-type-v", "q4_0"]
+         "--cache-type-v", "q4_0", "--flash-attn", "off"]
     )  # fmt: skip
     settings = load_settings(ServerSettings, short)
     assert settings == load_settings(ServerSettings, long)
     assert (settings.model, settings.ctx_size, settings.parallel) == (["x.gguf"], 4096, 4)
     assert (settings.n_threads, settings.n_gpu_layers, settings.n_batch) == (3, -1, 256)
-    assert (settings.cache_type_k, settings.cache_type_v) == ("q8_0", "q4_0")
+    assert (settings.cache_type_k, settings.cache_type_v, settings.flash_attn) == (
+        "q8_0",
+        "q4_0",
+        "off",
+    )
 
 
 def test_a_bad_flag_is_one_line() -> None:

@@ -28,6 +28,7 @@ class GenerationParams:
     logprobs: int | None = None  # None: off; k in 0..20: the chosen token's and the top k's
 
 
+FlashAttn = Literal["auto", "on", "off"]
 KvType = Literal["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"]
 
 
@@ -40,6 +41,7 @@ class EngineConfig:
     kv_unified: bool = False  # one cache all slots share, instead of ctx_size / parallel each
     cache_type_k: KvType = "f16"  # how K cells are stored (llama-server's -ctk)
     cache_type_v: KvType = "f16"  # how V cells are stored (-ctv; quantised needs flash attention)
+    flash_attn: FlashAttn = "auto"  # llama-server's -fa: auto lets llama.cpp decide per backend
     parallel: int = 8
     n_batch: int = 512
     max_queue: int = 64

@@ -49,6 +49,11 @@ _llama_log = logging.getLogger("llama.cpp")
 _GGML_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml: 1 debug, 2 info, 5 continued
 
 DEFAULT_CELLS_PER_SLOT = 2048  # KV cells per slot when --ctx-size is not given
+FLASH_ATTN = {
+    "auto": llc.LLAMA_FLASH_ATTN_TYPE_AUTO,
+    "on": llc.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+    "off": llc.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+}
 
 _backend_once = threading.Lock()
 _backend_ready = False
@@ -100,6 +105,7 @@ class LlamaEngine:
         cparams.n_threads = cparams.n_threads_batch = self._threads
         # unified: any slot may fill the cache, but every decode attends over all used cells
         cparams.kv_unified = config.kv_unified
+        cparams.flash_attn_type = FLASH_ATTN[config.flash_attn]
         cparams.type_k = getattr(llc, f"GGML_TYPE_{config.cache_type_k.upper()}")
         cparams.type_v = getattr(llc, f"GGML_TYPE_{config.cache_type_v.upper()}")
         cparams.no_perf = True
@@ -109,7 +115,7 @@ class LlamaEngine:
             raise EngineFailure(
                 f"llama.cpp could not create a context for {self.path} "
                 f"({cparams.n_ctx} KV cells, K {config.cache_type_k}, V {config.cache_type_v}: "
-                "a quantised V cache needs flash attention, see the log above)"
+                "a quantised V cache needs flash attention on, see the log above)"
             )
         self.kv_tokens = llc.llama_n_ctx(self._ctx)
         per_slot = self.kv_tokens if config.kv_unified else llc.llama_n_ctx_seq(self._ctx)
@@ -161,6 +167,7 @@ class LlamaEngine:
             "ctx_size": self.kv_tokens,
             "cache_type_k": self.config.cache_type_k,
             "cache_type_v": self.config.cache_type_v,
+            "flash_attn": self.config.flash_attn,
             "n_ctx_train": llc.llama_model_n_ctx_train(self._model),
             "parallel": self.config.parallel,
             "n_batch": self.config.n_batch,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from models.catalog import DEFAULT_MODEL
 from models.engine import EngineConfig, GenerationParams
 from models.engine.base import KvType
 from models.engine.llama_engine import LlamaEngine
+from models.errors import EngineFailure
 from tests.models.streams import drain
 
 GREEDY = GenerationParams(max_tokens=16, temperature=0)
@@ -39,3 +42,10 @@ def test_a_q8_0_cache_answers_and_holds_a_prompt_in_about_half_the_bytes() -> No
     assert f16_info["cache_type_k"] == "f16" and q8_info["cache_type_v"] == "q8_0"
     assert said.strip()
     assert f16_bytes > 0 and 0.45 < q8_bytes / f16_bytes < 0.65, (q8_bytes, f16_bytes)
+
+
+def test_a_quantised_v_cache_without_flash_attention_is_refused_with_the_reason() -> None:
+    """-ctv q8_0 -fa off: llama.cpp cannot build that context; the error says what to change."""
+    config = EngineConfig(parallel=1, n_ctx=256, cache_type_v="q8_0", flash_attn="off")
+    with pytest.raises(EngineFailure, match="quantised V cache needs flash attention on"):
+        LlamaEngine(DEFAULT_MODEL, config)
