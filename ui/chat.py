@@ -165,7 +165,6 @@ class ChatTab:
                         return
                     if isinstance(piece, AnswerStats):
                         done = [*shown, {"role": "assistant", "content": answer}]
-                        yield done, done, "", f"{card.id} · {piece.line()}{note}"
                         if self.chat_experiment is not None:
                             exchange = traces.Exchange(
                                 model=card.id,
@@ -178,6 +177,7 @@ class ChatTab:
                                 span_ns=(sent_ns, sent_ns + int(piece.e2e * 1e9)),
                             )
                             self._trace_in_background(request, self.chat_experiment, exchange)
+                        yield done, done, "", f"{card.id} · {piece.line()}{note}"
                     else:
                         answer += piece
                         # Each update costs Gradio a full round (the stream waits meanwhile):
