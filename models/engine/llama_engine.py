@@ -112,10 +112,12 @@ class LlamaEngine:
         self._ctx = llc.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             llc.llama_model_free(self._model)
+            quantised_v = config.cache_type_v not in ("f32", "f16", "bf16")
+            hint = "; a quantised V cache needs flash attention on" if quantised_v else ""
             raise EngineFailure(
-                f"llama.cpp could not create a context for {self.path} "
-                f"({cparams.n_ctx} KV cells, K {config.cache_type_k}, V {config.cache_type_v}: "
-                "a quantised V cache needs flash attention on, see the log above)"
+                f"llama.cpp could not create a context for {self.path} ({cparams.n_ctx} KV "
+                f"cells, K {config.cache_type_k}, V {config.cache_type_v}, flash attention "
+                f"{config.flash_attn}{hint}; see the log above)"
             )
         self.kv_tokens = llc.llama_n_ctx(self._ctx)
         per_slot = self.kv_tokens if config.kv_unified else llc.llama_n_ctx_seq(self._ctx)
