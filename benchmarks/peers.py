@@ -1,4 +1,4 @@
-"""The servers of the serving benchmark (us and three peers on one GGUF), their RSS, the machine."""
+"""The servers of the serving benchmark (us and three peers on one GGUF), and the machine."""
 
 from __future__ import annotations
 
@@ -132,39 +132,6 @@ def running(system: str, settings: Settings) -> Iterator[Running]:
             yield server
     else:
         raise ValueError(f"unknown system {system!r}; known: {', '.join(SYSTEMS)}")
-
-
-def _tree(pid: int) -> list[int]:
-    """`pid` and all its descendants, from /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(parents.get(current, []))
-    return found
-
-
-def rss_mib(pid: int, field: str = "VmRSS") -> float:
-    """Sum of `field` (VmRSS now, VmHWM peak) over a process and its children, in MiB."""
-    total_kib = 0
-    for member in _tree(pid):
-        try:
-            status = Path(f"/proc/{member}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
-        total_kib += int(match.group(1)) if match else 0
-    return total_kib / 1024
 
 
 def machine() -> dict[str, object]:

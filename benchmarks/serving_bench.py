@@ -31,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from peers import LABELS, SYSTEMS, Running, Settings, machine, missing, rss_mib, running
+from peers import LABELS, SYSTEMS, Running, Settings, machine, missing, running
 
 from eval.latency import RequestRecord, summarise
+from eval.local_server import rss_mb
 from models.catalog import DEFAULT_MODEL
 
 log = logging.getLogger("serving_bench")
@@ -198,7 +200,7 @@ async def shared_prefix_probe(
 
 def sweep(server: Running, args: argparse.Namespace, tag: str) -> dict[str, Any]:
     """Both prompt sets at their levels, then the shared-prefix probe, against one server."""
-    results: dict[str, Any] = {"rss_idle_mib": rss_mib(server.process.pid)}
+    results: dict[str, Any] = {"rss_idle_mib": rss_mb(server.process.pid)[0]}
     for name in args.sets:
         prompts = prompt_set(name)
         levels = args.levels if name == "general" else args.copy_levels
@@ -221,8 +223,7 @@ def sweep(server: Running, args: argparse.Namespace, tag: str) -> dict[str, Any]
     if not args.no_probe:
         results["shared_prefix"] = asyncio.run(shared_prefix_probe(server.url, tag))
         log.info("%s shared prefix: %s", tag, results["shared_prefix"])
-    results["rss_peak_mib"] = rss_mib(server.process.pid, "VmHWM")
-    results["rss_after_mib"] = rss_mib(server.process.pid)
+    results["rss_after_mib"], results["rss_peak_mib"] = rss_mb(server.process.pid)
     return results
 
 
@@ -336,12 +337,14 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def scrape(url: str, name: str) -> float:
-    """Sum of a Prometheus sample family on the server's /metrics (NaN when not exported)."""
+    """Sum of a counter's samples on the server's /metrics (NaN when not exported)."""
     text = httpx.get(f"{url}/metrics", timeout=30).text
     values = [
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith((f"{name}{{", f"{name} ", f"{name}_total{{", f"{name}_total "))
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == name
+        for sample in family.samples
+        if sample.name in (name, f"{name}_total")
     ]
     return sum(values) if values else float("nan")
 
