@@ -53,6 +53,11 @@ def last_exchange(history: list[Message]) -> tuple[list[Message], str]:
     return history[:i], history[i]["content"]
 
 
+def _file_facts(card: ModelCard) -> dict[str, Any]:
+    """The GGUF's name, hash and type as the server's model card gives them."""
+    return {k: v for k, v in card.meta.items() if k in MODEL_FACTS}
+
+
 def _pick(cards: list[ModelCard], wanted: str | None) -> ModelCard:
     """The chosen model, or the server's first one."""
     if not cards:
@@ -172,7 +177,7 @@ class ChatTab:
                                 answer=answer,
                                 user=request.username or "anonymous",
                                 session=request.session_hash or "",
-                                meta={k: v for k, v in card.meta.items() if k in MODEL_FACTS},
+                                meta=_file_facts(card),
                                 figures=piece.figures(),
                                 span_ns=(sent_ns, sent_ns + int(piece.e2e * 1e9)),
                             )
@@ -265,7 +270,7 @@ class ChatTab:
             card = next((c for c in await self.client.models() if c.id == model), None)
         except UserFacingError:
             return {}
-        return {k: card.meta[k] for k in MODEL_FACTS if card is not None and k in card.meta}
+        return _file_facts(card) if card is not None else {}
 
     async def like(
         self,
@@ -286,10 +291,11 @@ class ChatTab:
         user = request.username or "anonymous"
         traced = self._traced.get((request.session_hash or "", answer))
         trace_id = await traced if traced is not None else None
-        experiment = self.chat_experiment or self.feedback_experiment
+        # a traced answer's trace is in the chat experiment; any other gets one in the feedback one
+        experiment = self.chat_experiment if trace_id is not None else None
+        experiment = experiment or self.feedback_experiment
         try:
             if trace_id is None:
-                experiment = self.feedback_experiment
                 exchange = traces.Exchange(
                     model=model or "?",
                     messages=history[:index],
