@@ -28,6 +28,12 @@ from models.engine.base import (
     GenerationParams,
     Piece,
 )
+from models.engine.kv_pages import (
+    PAGE,
+    anonymous_mappings,
+    kv_cell_bytes,
+    release_zeroed_buffer,
+)
 from models.engine.logprobs import check_top, token_logprob
 from models.engine.placement import MIN_SHARED_PREFIX, Placement, choose, evictions
 from models.engine.prompt_cache import HostPromptCache
@@ -109,6 +115,7 @@ class LlamaEngine:
         cparams.type_k = getattr(llc, f"GGML_TYPE_{config.cache_type_k.upper()}")
         cparams.type_v = getattr(llc, f"GGML_TYPE_{config.cache_type_v.upper()}")
         cparams.no_perf = True
+        mapped_before = anonymous_mappings()
         self._ctx = llc.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             llc.llama_model_free(self._model)
@@ -120,6 +127,11 @@ class LlamaEngine:
                 f"{config.flash_attn}{hint}; see the log above)"
             )
         self.kv_tokens = llc.llama_n_ctx(self._ctx)
+        # llama.cpp zero-fills the whole KV buffer; give those pages back until cells are written
+        cell_bytes = kv_cell_bytes(self._model, config.cache_type_k, config.cache_type_v)
+        kv_bytes = cell_bytes * self.kv_tokens
+        released = release_zeroed_buffer(mapped_before, at_least=kv_bytes - 2 * PAGE)
+        log.debug("KV cache %d bytes, %d zero-filled bytes handed back", kv_bytes, released)
         per_slot = self.kv_tokens if config.kv_unified else llc.llama_n_ctx_seq(self._ctx)
         self.n_ctx = min(spec.n_ctx or config.n_ctx or per_slot, per_slot, n_ctx_train)
         self._cell_ids = itertools.count()
