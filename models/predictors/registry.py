@@ -18,15 +18,13 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import ThreadpoolController
 
 from models.errors import ModelNotFound
+from models.predictors.champions import ALIAS, CARD_FILE, MODEL_FILE, fetch_in_child
 from models.predictors.schema import to_frame, validate_records
-from models.predictors.tracking import offline, store_exists
+from models.predictors.tracking import store_exists
 
 log = logging.getLogger(__name__)
 
 PREDICTOR_NAMES: tuple[str, ...] = ("iris", "income", "churn")
-ALIAS = "champion"
-MODEL_FILE = "model.skops"
-CARD_FILE = "predictor.json"
 # The only types, beyond skops' own defaults, a model file may hold: the ones our pipelines
 # contain. The list lives here, in the code, never in the (possibly remote) model files.
 SKOPS_TRUSTED_TYPES = [
@@ -162,45 +160,26 @@ class Predictor:
         ]
 
 
-def _champion_pipeline(name: str, version: str) -> Pipeline:
-    """The champion's skops file under our allow-list (MLflow's loader trusts the model's own)."""
-    import mlflow
-    from mlflow.models import Model
-
-    with tempfile.TemporaryDirectory(prefix=f"champion-{name}-") as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
-        flavor = Model.load(str(local / "MLmodel")).flavors.get("sklearn", {})
-        stored = flavor.get("serialization_format", "pickle")
-        if stored != "skops":
-            raise UntrustedModel(
-                f"{name} v{version} is stored as {stored}, not skops; the server never "
-                f"unpickles a model: retrain it with `myllama train {name}`"
-            )
-        path = (local / str(flavor.get("pickled_model", MODEL_FILE))).resolve()
-        if not path.is_relative_to(local.resolve()):
-            raise UntrustedModel(f"{name} v{version}: its model file lies outside the model")
-        return load_skops(path)
-
-
-def _from_mlflow(name: str, tracking_uri: str) -> Predictor | None:
-    """The registered champion, or None when MLflow has none; card and model of the same version."""
-    offline()
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+def _fetch_champions(tracking_uri: str, folder: Path) -> dict[str, dict[str, Any]]:
+    """Every champion fetched into folder by a child process; a failed fetch fails each one."""
     try:
-        version = client.get_model_version_by_alias(name, ALIAS)
-    except MlflowException:
+        return fetch_in_child(tracking_uri, list(PREDICTOR_NAMES), folder)
+    except (RuntimeError, ValueError) as exc:
+        return {name: {"error": str(exc)} for name in PREDICTOR_NAMES}
+
+
+def _from_mlflow(name: str, fetched: dict[str, Any], folder: Path) -> Predictor | None:
+    """The champion fetched into folder/name, or None when MLflow has none."""
+    if fetched.get("missing"):
         return None
-    mlflow.set_tracking_uri(tracking_uri)
-    card = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/{CARD_FILE}")
-    pipeline = _champion_pipeline(name, str(version.version))
+    if "version" not in fetched:
+        raise RuntimeError(fetched.get("error", "the champion was not fetched"))
+    card = json.loads((folder / name / CARD_FILE).read_text())
     return Predictor(
         name,
-        str(version.version),
+        str(fetched["version"]),
         "mlflow",
-        pipeline,
+        load_skops(folder / name / MODEL_FILE),
         card["input_schema"],
         card["classes"],
         card["metrics"],
@@ -230,13 +209,13 @@ def _from_artefact(name: str, predictors_dir: Path) -> Predictor | None:
 
 
 def _load_one(
-    name: str, tracking_uri: str | None, predictors_dir: Path
+    name: str, champions: tuple[dict[str, Any], Path] | None, predictors_dir: Path
 ) -> tuple[Predictor | None, PredictorState]:
     """One predictor: its champion, else its artefact; a broken one is logged, never raised."""
     problem = ""
-    if tracking_uri is not None:
+    if champions is not None:
         try:
-            found = _from_mlflow(name, tracking_uri)
+            found = _from_mlflow(name, champions[0].get(name, {}), champions[1])
         except Exception as exc:
             log.exception("could not load %s@%s from MLflow; trying the artefact", name, ALIAS)
             problem = f"the MLflow champion could not be loaded ({exc}); "
@@ -295,13 +274,14 @@ class PredictorRegistry:
             log.info("no MLflow store at %s; looking for artefacts only", tracking_uri)
         loaded: dict[str, Predictor] = {}
         states: dict[str, PredictorState] = {}
-        for name in PREDICTOR_NAMES:
-            found, states[name] = _load_one(
-                name, tracking_uri if use_mlflow else None, Path(predictors_dir)
-            )
-            if found is not None:
-                loaded[name] = found
-                log.info("predictor %s v%s loaded from %s", name, found.version, found.source)
+        with tempfile.TemporaryDirectory(prefix="champions-") as tmp:
+            folder = Path(tmp)
+            champions = (_fetch_champions(tracking_uri, folder), folder) if use_mlflow else None
+            for name in PREDICTOR_NAMES:
+                found, states[name] = _load_one(name, champions, Path(predictors_dir))
+                if found is not None:
+                    loaded[name] = found
+                    log.info("predictor %s v%s loaded from %s", name, found.version, found.source)
         return cls(loaded, states=states)
 
     @classmethod

@@ -177,3 +177,31 @@ def test_loading_a_pipeline_keeps_torch_out_of_the_process(trained: Trained) -> 
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["Pipeline", "False", "torch.float32"]
+
+
+def test_champions_load_from_mlflow_without_mlflow_in_the_process(
+    trained: Trained, tmp_path: Path
+) -> None:
+    """A child process fetches the champions; the server process never imports MLflow (~85 MB)."""
+    code = (
+        "import json, sys; from pathlib import Path; "
+        "from models.predictors.registry import PredictorRegistry; "
+        f"registry = PredictorRegistry.load({trained.tracking_uri!r}, Path({str(tmp_path)!r})); "
+        "cards = {c['name']: [c['source'], c['version']] for c in registry.cards()}; "
+        "print(json.dumps([cards, 'mlflow' in sys.modules, 'sqlalchemy' in sys.modules]))"
+    )
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    cards, mlflow_imported, sqlalchemy_imported = json.loads(done.stdout.splitlines()[-1])
+    assert cards == {n: ["mlflow", trained.results[n]["version"]] for n in PREDICTOR_NAMES}
+    assert not mlflow_imported and not sqlalchemy_imported
+    assert not list(scratch.iterdir())  # the fetched copies are gone
