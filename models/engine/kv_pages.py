@@ -61,30 +61,42 @@ def kv_cell_bytes(model: llc.llama_model_p, type_k: KvType, type_v: KvType) -> i
 def anonymous_mappings() -> frozenset[tuple[int, int]]:
     """This process's private writable mappings with no name (mmap'd memory), as (start, end)."""
     ranges = set()
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            fields = line.split()
-            if len(fields) == 5 and fields[1] == "rw-p":  # a sixth field names a file or [heap]
-                start, end = (int(address, 16) for address in fields[0].split("-"))
-                ranges.add((start, end))
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split()
+                if len(fields) == 5 and fields[1] == "rw-p":  # a sixth names a file or [heap]
+                    start, end = (int(address, 16) for address in fields[0].split("-"))
+                    ranges.add((start, end))
+    except OSError:  # not Linux: nothing is handed back
+        return frozenset()
     return frozenset(ranges)
 
 
 def zero_pages(start: int, end: int) -> np.ndarray:
     """Which pages of [start, end) hold only zeros (read via /proc/self/mem, never faulting)."""
-    flags = []
-    with open("/proc/self/mem", "rb", buffering=0) as mem:
-        for chunk in range(start, end, _CHUNK):
-            try:
-                data = os.pread(mem.fileno(), min(_CHUNK, end - chunk), chunk)
-            except OSError:
-                data = b""
-            whole = len(data) // PAGE
-            pages = np.frombuffer(data, dtype=np.uint64)[: whole * (PAGE // 8)]
-            found = np.logical_not(pages.reshape(whole, PAGE // 8).any(axis=1))
-            missing = (min(_CHUNK, end - chunk) - whole * PAGE) // PAGE
-            flags.append(np.concatenate((found, np.zeros(missing, dtype=bool))))
-    return np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
+    try:
+        with open("/proc/self/mem", "rb", buffering=0) as mem:
+            return np.concatenate(
+                [
+                    _zero_pages_of(mem.fileno(), at, min(at + _CHUNK, end))
+                    for at in range(start, end, _CHUNK)
+                ]
+            )
+    except (OSError, ValueError):  # not readable here (or an empty range): none counts as zero
+        return np.zeros((end - start) // PAGE, dtype=bool)
+
+
+def _zero_pages_of(fd: int, start: int, end: int) -> np.ndarray:
+    """zero_pages() of one chunk; pages that cannot be read count as not zero."""
+    try:
+        data = os.pread(fd, end - start, start)
+    except OSError:
+        data = b""
+    whole = len(data) // PAGE
+    pages = np.frombuffer(data, dtype=np.uint64)[: whole * (PAGE // 8)]
+    found = np.logical_not(pages.reshape(whole, PAGE // 8).any(axis=1))
+    return np.concatenate((found, np.zeros((end - start) // PAGE - whole, dtype=bool)))
 
 
 def longest_run(flags: np.ndarray) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from models.engine.kv_pages import (
     kv_cell_bytes,
     longest_run,
     release_zeroed_buffer,
+    zero_pages,
 )
 from models.engine.llama_engine import LlamaEngine
 from tests.models.streams import drain
@@ -67,6 +68,11 @@ def test_the_zeroed_pages_of_a_new_mapping_leave_ram_and_the_data_stays() -> Non
         del view
     finally:
         buffer.close()
+
+
+def test_unmapped_memory_reads_as_not_zero_without_a_fault() -> None:
+    """Pages that cannot be read (here: the unmapped first pages) are never counted as zero."""
+    assert zero_pages(PAGE, 4 * PAGE).tolist() == [False, False, False]
 
 
 def test_nothing_is_released_when_no_new_mapping_is_that_large() -> None:
