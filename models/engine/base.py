@@ -54,6 +54,7 @@ class EngineConfig:
     draft_tokens: int = 4  # the most draft tokens per slot and step
     draft_step_rows: int = 4  # drafts fill a step up to this many rows (none while prefilling)
     host_cache_mib: int = 256  # host RAM for KV of sequences that left their slot (0: off)
+    kv_on_demand: bool = True  # hand the zero-filled KV pages back: resident once written
 
     def __post_init__(self) -> None:
         if self.n_batch < self.parallel:

@@ -127,11 +127,11 @@ class LlamaEngine:
                 f"{config.flash_attn}{hint}; see the log above)"
             )
         self.kv_tokens = llc.llama_n_ctx(self._ctx)
-        # llama.cpp zero-fills the whole KV buffer; give those pages back until cells are written
-        cell_bytes = kv_cell_bytes(self._model, config.cache_type_k, config.cache_type_v)
-        kv_bytes = cell_bytes * self.kv_tokens
-        released = release_zeroed_buffer(mapped_before, at_least=kv_bytes - 2 * PAGE)
-        log.debug("KV cache %d bytes, %d zero-filled bytes handed back", kv_bytes, released)
+        if config.kv_on_demand:  # llama.cpp zero-filled the KV buffer: give those pages back
+            cell_bytes = kv_cell_bytes(self._model, config.cache_type_k, config.cache_type_v)
+            kv_bytes = cell_bytes * self.kv_tokens
+            released = release_zeroed_buffer(mapped_before, at_least=kv_bytes - 2 * PAGE)
+            log.debug("KV cache %d bytes, %d zero-filled bytes handed back", kv_bytes, released)
         per_slot = self.kv_tokens if config.kv_unified else llc.llama_n_ctx_seq(self._ctx)
         self.n_ctx = min(spec.n_ctx or config.n_ctx or per_slot, per_slot, n_ctx_train)
         self._cell_ids = itertools.count()
@@ -182,6 +182,7 @@ class LlamaEngine:
             "cache_type_k": self.config.cache_type_k,
             "cache_type_v": self.config.cache_type_v,
             "flash_attn": self.config.flash_attn,
+            "kv_on_demand": self.config.kv_on_demand,
             "n_ctx_train": llc.llama_model_n_ctx_train(self._model),
             "parallel": self.config.parallel,
             "n_batch": self.config.n_batch,

@@ -105,3 +105,15 @@ def test_an_engine_holds_its_kv_memory_only_once_cells_are_written() -> None:
         assert asyncio.run(answer()).strip()
     finally:
         engine.close()
+
+
+def test_without_kv_on_demand_the_whole_cache_is_resident_from_the_start() -> None:
+    """--no-kv-on-demand keeps what llama.cpp does: every cell resident at load."""
+    rss_before = _vm_rss()
+    engine = LlamaEngine(DEFAULT_MODEL, EngineConfig(parallel=8, kv_on_demand=False))
+    try:
+        kv_bytes = engine.kv_tokens * kv_cell_bytes(engine._model, "f16", "f16")
+        assert _vm_rss() - rss_before > kv_bytes
+        assert engine.info()["kv_on_demand"] is False
+    finally:
+        engine.close()
