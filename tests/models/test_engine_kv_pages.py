@@ -48,25 +48,26 @@ def test_longest_run_finds_the_longest_stretch_of_true() -> None:
 
 
 def test_the_zeroed_pages_of_a_new_mapping_leave_ram_and_the_data_stays() -> None:
-    """A written page splits the zero run; the longer run is handed back and still reads zero."""
+    """Written pages bound the zero run; the run is handed back and still reads zero."""
     before = anonymous_mappings()
-    pages = 64
+    pages = 1024
     buffer = mmap.mmap(-1, pages * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    view = np.frombuffer(buffer, dtype=np.uint8)
     try:
-        view = np.frombuffer(buffer, dtype=np.uint8)
         view[:] = 0  # what llama.cpp's clear does: every page resident, all zero
         view[10 * PAGE + 7] = 42
-        address = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+        view[-1] = 7  # the last page too: the run cannot reach into a neighbouring mapping
+        address = view.ctypes.data
         assert _resident(address, pages * PAGE).all()
 
-        released = release_zeroed_buffer(before, at_least=40 * PAGE)
+        released = release_zeroed_buffer(before, at_least=1000 * PAGE)
 
-        assert released == 53 * PAGE  # pages 11..63
+        assert released == 1012 * PAGE  # pages 11..1022
         resident = _resident(address, pages * PAGE)
-        assert resident[10] and not resident[11:].any()
-        assert view[10 * PAGE + 7] == 42 and int(view.sum()) == 42
-        del view
+        assert resident[10] and resident[-1] and not resident[11:-1].any()
+        assert view[10 * PAGE + 7] == 42 and view[-1] == 7 and int(view.sum()) == 49
     finally:
+        del view
         buffer.close()
 
 
