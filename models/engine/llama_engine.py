@@ -115,7 +115,7 @@ class LlamaEngine:
         cparams.type_k = getattr(llc, f"GGML_TYPE_{config.cache_type_k.upper()}")
         cparams.type_v = getattr(llc, f"GGML_TYPE_{config.cache_type_v.upper()}")
         cparams.no_perf = True
-        mapped_before = anonymous_mappings()
+        mapped_before = anonymous_mappings() if config.kv_on_demand else frozenset()
         self._ctx = llc.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             llc.llama_model_free(self._model)

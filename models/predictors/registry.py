@@ -174,16 +174,7 @@ def _from_mlflow(name: str, fetched: dict[str, Any], folder: Path) -> Predictor 
         return None
     if "version" not in fetched:
         raise RuntimeError(fetched.get("error", "the champion was not fetched"))
-    card = json.loads((folder / name / CARD_FILE).read_text())
-    return Predictor(
-        name,
-        str(fetched["version"]),
-        "mlflow",
-        load_skops(folder / name / MODEL_FILE),
-        card["input_schema"],
-        card["classes"],
-        card["metrics"],
-    )
+    return _from_files(name, folder / name, str(fetched["version"]), "mlflow")
 
 
 def _from_artefact(name: str, predictors_dir: Path) -> Predictor | None:
@@ -196,11 +187,16 @@ def _from_artefact(name: str, predictors_dir: Path) -> Predictor | None:
             f"{folder} has no {MODEL_FILE} (an older pickle is never loaded): "
             f"retrain it with `myllama train {name}`"
         )
+    return _from_files(name, folder, None, "artefact")
+
+
+def _from_files(name: str, folder: Path, version: str | None, source: str) -> Predictor:
+    """A predictor from a folder holding its card and skops file (version: the card's if None)."""
     card = json.loads((folder / CARD_FILE).read_text())
     return Predictor(
         name,
-        str(card["version"]),
-        "artefact",
+        version if version is not None else str(card["version"]),
+        source,
         load_skops(folder / MODEL_FILE),
         card["input_schema"],
         card["classes"],
