@@ -131,7 +131,11 @@ def test_engine_errors_keep_their_status(server: RayServer) -> None:
 
 
 def test_a_full_queue_answers_429(server: RayServer) -> None:
-    """Past 2 replicas x 4 slots and 16 waiting in Ray's queue, requests get the engine's 429."""
+    """Past 2 replicas x 4 slots and 16 waiting in Ray's queue, requests get the engine's 429.
+
+    Ray counts a request as queued until it is assigned to a replica, so in a burst a few can be
+    refused before every slot has filled: the queue's 16 are the bound that always holds.
+    """
 
     async def run() -> list[httpx.Response]:
         body = {"model": "smollm2-135m-instruct", "prompt": COUNTING, "max_tokens": 48}
@@ -142,7 +146,10 @@ def test_a_full_queue_answers_429(server: RayServer) -> None:
     responses = asyncio.run(run())
     statuses = [r.status_code for r in responses]
     print("statuses:", {s: statuses.count(s) for s in set(statuses)})
-    assert set(statuses) == {200, 429} and statuses.count(200) >= 24
+    assert set(statuses) == {200, 429} and statuses.count(200) >= 16
+    served = [r.json() for r in responses if r.status_code == 200]
+    assert all(body["usage"]["completion_tokens"] > 0 for body in served)
+    assert all(body["choices"][0]["finish_reason"] in ("stop", "length") for body in served)
     refused = next(r for r in responses if r.status_code == 429)
     assert refused.json()["error"]["code"] == "queue_full"
     assert refused.headers["Retry-After"] == "1"
