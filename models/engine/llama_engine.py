@@ -132,7 +132,8 @@ class LlamaEngine:
             kv_bytes = cell_bytes * self.kv_tokens
             released = release_zeroed_buffer(mapped_before, at_least=kv_bytes - 2 * PAGE)
             log.debug("KV cache %d bytes, %d zero-filled bytes handed back", kv_bytes, released)
-        per_slot = self.kv_tokens if config.kv_unified else llc.llama_n_ctx_seq(self._ctx)
+        self._stream_cells = llc.llama_n_ctx_seq(self._ctx)  # one slot's cells when split
+        per_slot = self.kv_tokens if config.kv_unified else self._stream_cells
         self.n_ctx = min(spec.n_ctx or config.n_ctx or per_slot, per_slot, n_ctx_train)
         self._cell_ids = itertools.count()
         self._memory = llc.llama_get_memory(self._ctx)
@@ -392,7 +393,7 @@ class LlamaEngine:
         cells = slot.cells[:keep]
         if placement.source is not None:
             llc.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
-            llc.llama_memory_seq_cp(self._memory, placement.source.seq_id, slot.seq_id, -1, -1)
+            self._copy_sequence(placement.source, slot)
             keep = placement.reused
             shared = placement.source.cells[:keep]  # split caches copy: new cells
             cells = (
@@ -425,6 +426,26 @@ class LlamaEngine:
             self._stats.running += 1
             self._stats.prompt_tokens += len(request.prompt)
             self._stats.cached_prompt_tokens += keep
+
+    def _copy_sequence(self, source: Slot, target: Slot) -> None:
+        """Give the (cleared) target sequence the source's cells.
+
+        A unified cache only tags the cells. In split caches llama.cpp's seq_cp copies the
+        source's whole stream at the next decode (every cell a slot may hold: 46 MB at 2,048
+        f16 cells) and makes that decode re-reserve its graph; the state of the source's own
+        cells moves less while it holds under half its stream.
+        """
+        src, dst = source.seq_id, target.seq_id
+        if self.config.kv_unified or 2 * len(source.cells) >= self._stream_cells:
+            llc.llama_memory_seq_cp(self._memory, src, dst, -1, -1)
+            return
+        size = llc.llama_state_seq_get_size(self._ctx, src)
+        state = (ctypes.c_uint8 * size)()
+        written = llc.llama_state_seq_get_data(self._ctx, state, size, src)
+        if written == 0 or llc.llama_state_seq_set_data(self._ctx, state, written, dst) == 0:
+            log.warning("llama.cpp refused a sequence's state; copying its stream instead")
+            llc.llama_memory_seq_rm(self._memory, dst, -1, -1)
+            llc.llama_memory_seq_cp(self._memory, src, dst, -1, -1)
 
     def _save_to_host(self, slot: Slot, keep: int) -> None:
         """Copy a slot's cells to the host cache before a new request overwrites past `keep`."""

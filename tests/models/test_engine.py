@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -134,3 +135,35 @@ def test_context_overflow_is_refused(engine: LlamaEngine) -> None:
 def test_the_cache_is_split_between_the_slots_by_default(engine: LlamaEngine) -> None:
     """Without --ctx-size each slot gets 2,048 cells of its own; n_ctx caps one request."""
     assert engine.info()["ctx_size"] == 2 * 2048 and engine.n_ctx == 256
+
+
+def test_a_shared_prefix_moves_its_cells_not_the_whole_stream(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Split caches: a source under half its stream lends its cells' state (no llama.cpp
+    whole-stream copy); a fuller one is copied whole. Greedy answers match either way."""
+    engine = LlamaEngine(DEFAULT_MODEL, EngineConfig(parallel=2, ctx_size=1024, n_threads=1))
+    greedy = GenerationParams(max_tokens=6, temperature=0)
+
+    def shared_twice(words: int) -> tuple[list[str], int, int]:
+        prompt = engine.chat_prompt([{"role": "user", "content": "Tell me a story. " * words}])
+
+        async def choices() -> list[str]:
+            streams = await engine.submit(prompt, greedy, n=2)
+            return [text for text, _ in await asyncio.gather(*(drain(s) for s in streams))]
+
+        before = engine.stats().shared_prefix_tokens
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="llama.cpp"):
+            texts = asyncio.run(choices())
+        copied_streams = caplog.text.count("copying KV buffer")
+        assert engine.stats().shared_prefix_tokens - before >= len(prompt) - 1
+        return texts, copied_streams, len(prompt)
+
+    try:
+        (first, second), copies, n_prompt = shared_twice(25)
+        assert n_prompt < 256 and first == second and copies == 0  # 512 cells a slot
+        (first, second), copies, n_prompt = shared_twice(70)
+        assert n_prompt > 256 and first == second and copies == 1
+    finally:
+        engine.close()
