@@ -35,7 +35,7 @@ from models.engine.kv_pages import (
     release_zeroed_buffer,
 )
 from models.engine.logprobs import check_top, token_logprob
-from models.engine.placement import MIN_SHARED_PREFIX, Placement, choose, evictions
+from models.engine.placement import MIN_SHARED_PREFIX, Placement, awaits_prefill, choose, evictions
 from models.engine.prompt_cache import HostPromptCache
 from models.engine.sampling import Sampler
 from models.engine.slots import Entry, GenerationStream, Request, Slot
@@ -362,8 +362,9 @@ class LlamaEngine:
         """Move waiting requests, first come first served, into free slots while the shared KV
         cache has room (idle slots' cells make way, least recently used first).
 
-        A later choice of an n>1 request waits until the first has prefilled the prompt; then it,
-        like any request whose prefix another slot holds, shares those cells instead of
+        A later choice of an n>1 request waits until the first has prefilled the prompt, and so
+        does a request whose prompt another slot is prefilling further than any cache holds it;
+        then it, like any request whose prefix another slot holds, shares those cells instead of
         recomputing them.
         """
         for request in list(self._waiting):
@@ -371,6 +372,8 @@ class LlamaEngine:
             if not free:
                 return
             if request.waits_for_leader():
+                continue
+            if self.config.prefix_cache and awaits_prefill(request, self._slots, self._host):
                 continue
             placement = choose(request, self._slots, free, self._host, self.config.prefix_cache)
             gone: list[Slot] | None = []

@@ -51,6 +51,19 @@ def choose(
     return Placement(slot, keep, keep)
 
 
+def awaits_prefill(request: Request, slots: list[Slot], host: HostPromptCache | None) -> bool:
+    """True when another slot is still prefilling more of this prompt than any cache holds:
+    admitted after that prefill, the request shares those cells instead of computing them again."""
+    prompt = request.prompt
+    prefilling = [s.request.prompt for s in slots if s.request is not None and s.pending]
+    if not prefilling:
+        return False
+    coming = min(max(common_prefix(p, prompt) for p in prefilling), len(prompt) - 1)
+    held = max((common_prefix(s.cached, prompt) for s in slots), default=0)
+    saved = host.longest(prompt)[1] if host is not None else 0
+    return coming >= max(held, saved) + MIN_SHARED_PREFIX
+
+
 def evictions(
     placement: Placement, request: Request, slots: list[Slot], total: int
 ) -> list[Slot] | None:

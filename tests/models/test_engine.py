@@ -167,3 +167,27 @@ def test_a_shared_prefix_moves_its_cells_not_the_whole_stream(
         assert n_prompt > 256 and first == second and copies == 1
     finally:
         engine.close()
+
+
+def test_a_prompt_being_prefilled_is_computed_once_for_two_requests() -> None:
+    """Two requests with one long prompt, sent together: the second waits for the first's
+    chunked prefill and shares its cells, so the prompt is decoded once."""
+    engine = LlamaEngine(DEFAULT_MODEL, EngineConfig(parallel=2, n_batch=32, n_threads=1))
+    greedy = GenerationParams(max_tokens=4, temperature=0)
+    prompt = engine.chat_prompt([{"role": "user", "content": "Describe a quiet harbour. " * 30}])
+
+    async def both() -> list[tuple[str, Finish]]:
+        first = await engine.submit(prompt, greedy)
+        second = await engine.submit(prompt, greedy)
+        return list(await asyncio.gather(*(drain(s) for s in first + second)))
+
+    try:
+        before = engine.stats()
+        (first, _), (second, _) = asyncio.run(both())
+        after = engine.stats()
+        assert len(prompt) > 4 * 32 and first == second
+        assert after.shared_prefix_tokens - before.shared_prefix_tokens == len(prompt) - 1
+        # the prompt once, its last token again for the second request's logits, 2 x 4 answers
+        assert after.decode_tokens - before.decode_tokens <= len(prompt) + 1 + 2 * 4
+    finally:
+        engine.close()

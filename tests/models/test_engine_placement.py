@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any, cast
 
 from models.engine.base import GenerationParams
-from models.engine.placement import MIN_SHARED_PREFIX, Placement, choose, evictions
+from models.engine.placement import (
+    MIN_SHARED_PREFIX,
+    Placement,
+    awaits_prefill,
+    choose,
+    evictions,
+)
 from models.engine.slots import Request, Slot
 
 
@@ -84,3 +90,18 @@ def test_a_shared_source_is_never_evicted() -> None:
     placement = Placement(target, 0, 60, source=source)
     assert evictions(placement, request, [target, source], total=90) == []
     assert evictions(placement, request, [target, source], total=89) is None
+
+
+def test_a_prompt_another_slot_is_prefilling_waits_for_those_cells() -> None:
+    """It waits while the prefilling slot will hold more of it than any cache does now."""
+    prompt = list(range(100))
+    filling, idle = _slot(0, list(range(20)), list(range(20))), _slot(1, [], [])
+    filling.request, filling.pending = _request([*range(90), 7]), [*range(20, 90), 7]
+    assert awaits_prefill(_request(prompt), [filling, idle], None)
+    idle.hold(list(range(80)), list(range(300, 380)))  # 10 more tokens: not worth a wait
+    assert not awaits_prefill(_request(prompt), [filling, idle], None)
+    filling.pending = []  # its prefill is done: the cells are there to share now
+    assert not awaits_prefill(_request(prompt), [filling, _slot(1, [], [])], None)
+    other = _request([5, *range(1, 100)])  # differs from the first token on
+    filling.pending = [7]
+    assert not awaits_prefill(other, [filling, _slot(1, [], [])], None)
