@@ -95,9 +95,15 @@ def evictions(
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
-    """Length of the common prefix of two token lists."""
+    """Length of the common prefix of two token lists (bisected with list compares, in C)."""
     n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
+    if a[:n] == b[:n]:
+        return n
+    same, differs = 0, n  # a[:same] == b[:same], a[:differs] != b[:differs]
+    while differs - same > 1:
+        middle = (same + differs) // 2
+        if a[same:middle] == b[same:middle]:
+            same = middle
+        else:
+            differs = middle
+    return same

@@ -10,6 +10,7 @@ from models.engine.placement import (
     Placement,
     awaits_prefill,
     choose,
+    common_prefix,
     evictions,
 )
 from models.engine.slots import Request, Slot
@@ -105,3 +106,12 @@ def test_a_prompt_another_slot_is_prefilling_waits_for_those_cells() -> None:
     other = _request([5, *range(1, 100)])  # differs from the first token on
     filling.pending = [7]
     assert not awaits_prefill(other, [filling, _slot(1, [], [])], None)
+
+
+def test_common_prefix_at_every_length() -> None:
+    """The bisected prefix length matches a token-by-token walk, whichever list is longer."""
+    base = list(range(300))
+    for n in (0, 1, 2, 31, 150, 299, 300):
+        other = [*base[:n], -1, *base[n + 1 :]] if n < 300 else [*base, 5]
+        assert common_prefix(base, other) == common_prefix(other, base) == n
+    assert common_prefix([], base) == 0 and common_prefix(base[:40], base) == 40
