@@ -60,8 +60,9 @@ def awaits_prefill(request: Request, slots: list[Slot], host: HostPromptCache | 
         return False
     coming = min(max(common_prefix(p, prompt) for p in prefilling), len(prompt) - 1)
     held = max((common_prefix(s.cached, prompt) for s in slots), default=0)
-    saved = host.longest(prompt)[1] if host is not None else 0
-    return coming >= max(held, saved) + MIN_SHARED_PREFIX
+    if coming < held + MIN_SHARED_PREFIX:
+        return False
+    return host is None or coming >= host.longest(prompt)[1] + MIN_SHARED_PREFIX
 
 
 def evictions(
