@@ -38,7 +38,7 @@ from models.engine.logprobs import check_top, token_logprob
 from models.engine.placement import MIN_SHARED_PREFIX, Placement, awaits_prefill, choose, evictions
 from models.engine.prompt_cache import HostPromptCache
 from models.engine.sampling import Sampler
-from models.engine.slots import Entry, GenerationStream, Request, Slot
+from models.engine.slots import Entry, GenerationStream, Outbox, Request, Slot
 from models.engine.speculative import Drafter, draft_room
 from models.engine.text import StopTextAssembler
 from models.engine.vocab import Vocab
@@ -143,6 +143,7 @@ class LlamaEngine:
         self._host = HostPromptCache(cache_bytes) if cache_bytes and config.prefix_cache else None
         self._incoming: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
         self._waiting: deque[Request] = deque()
+        self._outbox = Outbox()
         self._lock = threading.Lock()
         self._n_waiting = 0
         self._stats = EngineStats(kv_cells_total=self.kv_tokens)
@@ -334,6 +335,8 @@ class LlamaEngine:
             except Exception:
                 log.exception("engine step failed; failing the running requests")
                 self._fail_all("internal engine error")
+            finally:
+                self._outbox.flush()
 
     def _take_incoming(self, block: bool) -> None:
         try:
@@ -605,7 +608,7 @@ class LlamaEngine:
         text = slot.assembler.feed(self._piece(token), entry)
         entries = slot.assembler.entries()
         if text or entries:
-            request.emit(Piece(text, tuple(entries)))
+            self._outbox.put(request, Piece(text, tuple(entries)))
         if slot.assembler.stopped:
             self._finish(slot, "stop")
         elif slot.generated >= request.max_tokens or cells + 1 >= self.n_ctx:
@@ -625,7 +628,7 @@ class LlamaEngine:
             tail = slot.assembler.flush()
             entries = slot.assembler.entries()
             if tail or entries:
-                request.emit(Piece(tail, tuple(entries)))
+                self._outbox.put(request, Piece(tail, tuple(entries)))
         slot.request = None
         slot.pending = []
         slot.released_at = time.monotonic()
@@ -651,9 +654,10 @@ class LlamaEngine:
         queued = request.queued_s
         if queued is None:  # never admitted
             queued = time.monotonic() - request.submitted_at
-        request.emit(
-            Finish(reason, len(request.prompt), generated, reused, error, queued, stop_sequence)
+        finish = Finish(
+            reason, len(request.prompt), generated, reused, error, queued, stop_sequence
         )
+        self._outbox.put(request, finish)
 
     def _fail_all(self, message: str) -> None:
         for slot in self._slots:
@@ -676,6 +680,7 @@ class LlamaEngine:
                 self._finish(slot, "cancelled")
         while self._waiting:
             self._close_request(self._waiting.popleft(), "cancelled", 0, 0)
+        self._outbox.flush()
         llc.llama_batch_free(self._batch)
         llc.llama_free(self._ctx)
         llc.llama_model_free(self._model)

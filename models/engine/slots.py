@@ -62,10 +62,36 @@ class Request:
         leader = self.leader
         return leader is not None and not leader.prefilled and not leader.done
 
-    def emit(self, item: Piece | Finish) -> None:
-        """Hand an event to the request's event loop (thread-safe)."""
-        with contextlib.suppress(RuntimeError):  # the loop is gone at shutdown
-            self.loop.call_soon_threadsafe(self.events.put_nowait, item)
+
+class Outbox:
+    """The events of one worker step, handed to each event loop in one call.
+
+    One wake-up per step instead of one per token: the loop then handles the step's tokens
+    together while the next batch decodes, instead of taking the GIL back and forth with the
+    worker while it samples the other slots.
+    """
+
+    def __init__(self) -> None:
+        self._events: list[tuple[Request, Piece | Finish]] = []
+
+    def put(self, request: Request, event: Piece | Finish) -> None:
+        """Queue an event for the request's stream."""
+        self._events.append((request, event))
+
+    def flush(self) -> None:
+        """Deliver the queued events, in order, one call per event loop (thread-safe)."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Request, Piece | Finish]]] = {}
+        for request, event in self._events:
+            by_loop.setdefault(request.loop, []).append((request, event))
+        self._events = []
+        for loop, events in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop is gone at shutdown
+                loop.call_soon_threadsafe(_deliver, events)
+
+
+def _deliver(events: list[tuple[Request, Piece | Finish]]) -> None:
+    for request, event in events:
+        request.events.put_nowait(event)
 
 
 @dataclass(eq=False)
