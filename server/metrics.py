@@ -88,6 +88,12 @@ class EngineCollector(Collector):
                 "Prompt tokens restored from the host-RAM prompt cache",
                 labels=["model"],
             ),
+            "moved_sequences": CounterMetricFamily(
+                "myllama_sequences_moved",
+                "Running requests moved to another slot to keep the running slots consecutive "
+                "(llama.cpp decodes each run of consecutive slots of a split cache separately)",
+                labels=["model"],
+            ),
             "drafted_tokens": CounterMetricFamily(
                 "myllama_draft_tokens", "Prompt-lookup draft tokens verified", labels=["model"]
             ),

@@ -114,6 +114,7 @@ class EngineStats:
     accepted_tokens: int = 0  # draft tokens the model agreed with
     shared_prefix_tokens: int = 0  # prompt tokens whose cells another slot shared
     host_cache_tokens: int = 0  # prompt tokens restored from the host-RAM prompt cache
+    moved_sequences: int = 0  # running requests moved to close a gap between running slots
     host_cache_bytes: int = 0
     host_cache_entries: int = 0
 

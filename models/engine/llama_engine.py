@@ -329,6 +329,7 @@ class LlamaEngine:
                 self._take_incoming(block=not active)
                 self._drop_cancelled()
                 self._admit()
+                self._compact()
                 active = [s for s in self._slots if s.request is not None]
                 if active:
                     self._step(active)
@@ -432,6 +433,29 @@ class LlamaEngine:
             self._stats.running += 1
             self._stats.prompt_tokens += len(request.prompt)
             self._stats.cached_prompt_tokens += keep
+
+    def _compact(self) -> None:
+        """Keep the running slots consecutive by moving the last one into the first gap.
+
+        With split caches llama.cpp decodes a batch in one graph only over consecutive sequence
+        ids, and once more for every further run: measured here, 8 running slots with one gap
+        took 47 ms a step instead of 35, four slots two apart 34 ms instead of 24. Moving a
+        request copies its cells once (under a millisecond per ~100 cells).
+        """
+        if self.config.kv_unified:
+            return  # one stream: any set of sequences decodes together
+        while True:
+            running = [s for s in self._slots if s.request is not None]
+            if not running or running[-1].seq_id - running[0].seq_id < len(running):
+                return
+            last = running[-1]
+            gap = next(s for s in self._slots[running[0].seq_id :] if s.request is None)
+            self._save_to_host(gap, 0)
+            llc.llama_memory_seq_rm(self._memory, gap.seq_id, -1, -1)
+            self._copy_sequence(last, gap)
+            gap.take_over(last, list(itertools.islice(self._cell_ids, len(last.cells))))
+            with self._lock:
+                self._stats.moved_sequences += 1
 
     def _copy_sequence(self, source: Slot, target: Slot) -> None:
         """Give the (cleared) target sequence the source's cells.

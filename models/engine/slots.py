@@ -121,6 +121,21 @@ class Slot:
         self.cached.extend(tokens)
         self.cells.extend(cells)
 
+    def take_over(self, other: Slot, cells: list[int]) -> None:
+        """Run other's request here, its cells copied into `cells`; other is left idle, its
+        cells a cached prefix like any finished request's."""
+        self.hold(list(other.cached), cells)
+        self.request, other.request = other.request, None
+        self.pending, other.pending = other.pending, []
+        self.reused, self.generated, self.last_token = (
+            other.reused,
+            other.generated,
+            other.last_token,
+        )
+        self.assembler, self.drafter = other.assembler, other.drafter
+        self.draft, self.logit_index = [], -1
+        other.released_at = time.monotonic()
+
     def truncate(self, n: int) -> None:
         """Forget the cached tokens from position n on."""
         del self.cached[n:], self.cells[n:]

@@ -191,3 +191,39 @@ def test_a_prompt_being_prefilled_is_computed_once_for_two_requests() -> None:
         assert after.decode_tokens - before.decode_tokens <= len(prompt) + 1 + 2 * 4
     finally:
         engine.close()
+
+
+def test_a_gap_between_running_slots_is_closed_and_the_moved_request_answers_the_same() -> None:
+    """Three requests in three slots; the middle one ends first, so the last one moves into its
+    slot (llama.cpp would decode each run of consecutive slots separately). Both long answers
+    are the ones each prompt gets alone."""
+    engine = LlamaEngine(DEFAULT_MODEL, EngineConfig(parallel=3, ctx_size=3 * 512, n_threads=1))
+    topics = ("a dragon who learns to cook", "a lost violin", "a robot gardener")
+    prompts = [
+        engine.chat_prompt([{"role": "user", "content": f"Write a long story about {t}."}])
+        for t in topics
+    ]
+    long, short = GenerationParams(max_tokens=24, temperature=0), GenerationParams(max_tokens=2)
+
+    async def alone(prompt: list[int]) -> str:
+        [stream] = await engine.submit(prompt, long)
+        return (await drain(stream))[0]
+
+    async def together() -> list[tuple[str, Finish]]:
+        streams = [
+            *await engine.submit(prompts[0], long),
+            *await engine.submit(prompts[1], short),
+            *await engine.submit(prompts[2], long),
+        ]
+        return list(await asyncio.gather(*(drain(s) for s in streams)))
+
+    try:
+        expected = [asyncio.run(alone(prompts[0])), asyncio.run(alone(prompts[2]))]
+        engine.close()  # a fresh engine: every slot empty, so the three land in slots 0, 1, 2
+        engine = LlamaEngine(DEFAULT_MODEL, EngineConfig(parallel=3, ctx_size=3 * 512, n_threads=1))
+        (first, end_first), (_, end_short), (last, end_last) = asyncio.run(together())
+        assert end_short.completion_tokens <= 2 < end_first.completion_tokens
+        assert [first, last] == expected and end_last.completion_tokens == 24
+        assert engine.stats().moved_sequences == 1
+    finally:
+        engine.close()
