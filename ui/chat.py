@@ -6,9 +6,9 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import aclosing
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, suppress
+from typing import Any, TypeVar
 
 import gradio as gr
 
@@ -25,6 +25,9 @@ UPDATE_EVERY_S = 0.05  # the growing answer goes to the page at most this often
 TRACES_KEPT = 1000  # answers whose trace a like can still find (the newest)
 MODEL_FACTS = ("file_name", "file_sha256", "description")  # from the server's model card
 Message = dict[str, str]
+STOPPED = "**Stopped:** the request to the server was closed."
+_END = object()  # the stream ended (or raised: its pump task holds the error)
+T = TypeVar("T")
 
 
 def _index(index: int | tuple[int, int]) -> int:
@@ -51,6 +54,44 @@ def last_exchange(history: list[Message]) -> tuple[list[Message], str]:
     if i < 0:
         return history, ""
     return history[:i], history[i]["content"]
+
+
+async def until_stopped(
+    stream: AsyncGenerator[T, None], stopped: asyncio.Event
+) -> AsyncGenerator[T, None]:
+    """The stream's items until `stopped` is set; then it is closed at once, even mid-wait.
+
+    A task of its own reads (and closes) the stream, so Stop needs no piece to arrive: a
+    request still queued at the server is closed as promptly as a streaming one.
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def pump() -> None:
+        async with aclosing(stream) as items:
+            async for item in items:
+                queue.put_nowait(item)
+
+    pumping = asyncio.create_task(pump(), name="chat stream")
+    pumping.add_done_callback(lambda _: queue.put_nowait(_END))
+    stopping = asyncio.create_task(stopped.wait())
+    try:
+        while True:
+            getting = asyncio.create_task(queue.get())
+            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not getting.done():
+                getting.cancel()
+                return
+            item = getting.result()
+            if item is _END:
+                if not pumping.cancelled():
+                    pumping.result()  # the stream's error, if it raised
+                return
+            yield item
+    finally:
+        stopping.cancel()
+        pumping.cancel()
+        with suppress(asyncio.CancelledError):
+            await pumping
 
 
 def _file_facts(card: ModelCard) -> dict[str, Any]:
@@ -81,17 +122,14 @@ class ChatTab:
         self.tracking_uri = tracking_uri
         self.feedback_experiment = feedback_experiment
         self.chat_experiment = chat_experiment  # set: every answer becomes a trace there
-        self._stopped_at: dict[str, float] = {}  # browser session → when it last pressed Stop
+        self._running: dict[str, set[asyncio.Event]] = {}  # browser session → its answers' Stop
         # (session, answer) → its trace being written: a like attaches to that trace
         self._traced: OrderedDict[tuple[str, str], asyncio.Task[str | None]] = OrderedDict()
 
-    def stop(self, request: gr.Request) -> str:
-        """Mark the session's running answer as stopped (it yields nothing more) and say so."""
-        self._stopped_at[request.session_hash or ""] = time.monotonic()
-        return "**Stopped:** the request to the server was closed."
-
-    def _was_stopped(self, request: gr.Request, since: float) -> bool:
-        return self._stopped_at.get(request.session_hash or "", 0.0) >= since
+    async def stop(self, request: gr.Request) -> None:
+        """Stop the session's running answers: each closes its request and says it stopped."""
+        for stopped in self._running.get(request.session_hash or "", ()):
+            stopped.set()
 
     async def server_state(self, current: str | None) -> tuple[Any, str, str]:
         """Model choices, a status line and the model panel, fetched now (the server may be up)."""
@@ -138,19 +176,53 @@ class ChatTab:
     ) -> AsyncIterator[tuple[list[Message], list[Message], str, str]]:
         """Stream one answer; yields (chatbot, history, input box, stats line).
 
-        Stop cancels this generator, but Gradio runs the Stop handler at the same time: a piece
-        could still land after the "Stopped" note, so after Stop nothing more is yielded.
+        Stop ends it from inside: its last update keeps the partial answer (or, with none yet,
+        puts the message back in the box) and says it was stopped, so no earlier piece can
+        land after that note.
         """
-        started = time.monotonic()
         message = message.strip()
         if not message:
             yield history, history, "", "Type a message first."
             return
+        stopped = asyncio.Event()
+        running = self._running.setdefault(request.session_hash or "", set())
+        running.add(stopped)
+        try:
+            async for update in self._answer(
+                message,
+                history,
+                model,
+                system,
+                stopped,
+                request,
+                temperature=temperature,
+                top_p=top_p,
+                max_tokens=int(max_tokens),
+            ):
+                yield update
+        finally:
+            running.discard(stopped)
+
+    async def _answer(
+        self,
+        message: str,
+        history: list[Message],
+        model: str | None,
+        system: str,
+        stopped: asyncio.Event,
+        request: gr.Request,
+        *,
+        temperature: float,
+        top_p: float,
+        max_tokens: int,
+    ) -> AsyncIterator[tuple[list[Message], list[Message], str, str]]:
+        """The updates of one answer, until it ends, fails or `stopped` is set."""
         answer = ""
         shown = history
+        finished = False
         try:
             card = _pick(await self.client.models(), model)
-            fitted = fit_history(system, history, message, card.n_ctx, int(max_tokens))
+            fitted = fit_history(system, history, message, card.n_ctx, max_tokens)
             note = f" · {fitted.dropped} older message(s) left out to fit the context"
             note = note if fitted.dropped else ""
             shown = [*history, {"role": "user", "content": message}]
@@ -160,15 +232,14 @@ class ChatTab:
                 fitted.messages,
                 temperature=temperature,
                 top_p=top_p,
-                max_tokens=int(max_tokens),
+                max_tokens=max_tokens,
             )
             shown_at = 0.0  # when the page last got the growing answer
             sent_ns = time.time_ns()
-            async with aclosing(stream) as pieces:
+            async with aclosing(until_stopped(stream, stopped)) as pieces:
                 async for piece in pieces:
-                    if self._was_stopped(request, started):
-                        return
                     if isinstance(piece, AnswerStats):
+                        finished = True
                         done = [*shown, {"role": "assistant", "content": answer}]
                         if self.chat_experiment is not None:
                             exchange = traces.Exchange(
@@ -198,6 +269,13 @@ class ChatTab:
                 yield kept, kept, "", f"**Error:** {problem.message}"
             else:
                 yield history, history, message, f"**Error:** {problem.message}"
+            return
+        if stopped.is_set() and not finished:
+            if answer:
+                kept = [*shown, {"role": "assistant", "content": answer}]
+                yield kept, kept, "", STOPPED
+            else:
+                yield history, history, message, STOPPED
 
     async def retry(
         self,
@@ -410,7 +488,7 @@ class ChatTab:
             self.remember, **memory
         )
         chatbot.like(self.like, inputs=[history, model], outputs=stats)
-        stop.click(self.stop, outputs=stats, cancels=runs).then(self.remember, **memory)
+        stop.click(self.stop)  # each run ends itself, then saves the conversation
         fresh: dict[str, Any] = {"outputs": [chatbot, history, current, stats], "cancels": runs}
         for trigger in (clear.click, new.click, chatbot.clear):
             trigger(lambda: ([], [], None, ""), **fresh)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import gradio as gr
+import pytest
 
 from prompts.library import load_library
 from tests.conftest import Server
-from ui.chat import ChatTab
+from ui.chat import STOPPED, ChatTab, until_stopped
 from ui.client import ServerClient
+from ui.errors import UserFacingError
 
 Turn = tuple[list[dict[str, str]], list[dict[str, str]], str, str]
 
@@ -66,23 +70,74 @@ def test_errors_become_a_stats_line_and_keep_the_message(server: Server) -> None
     assert box == "hello?" and history == [] and chatbot == []
 
 
-def test_nothing_is_shown_after_stop(server: Server) -> None:
-    """Stop mid-answer: the handler yields no further piece, so the "Stopped" note stays last."""
+def test_stop_ends_the_answer_with_a_note_and_keeps_what_came(server: Server) -> None:
+    """Stop mid-answer: one last update keeps the partial answer and says it stopped."""
     tab = ChatTab(ServerClient(server.url, server.api_key, timeout=60), load_library())
     session = gr.Request()
 
-    async def stop_after_two_pieces() -> tuple[int, str]:
+    async def stop_after_two_pieces() -> tuple[list[Turn], list[Turn]]:
         updates = tab.respond(
             "Write a long story about a dragon.", [], None, "", 0.0, 1.0, 400.0, request=session
         )
-        seen = 0
-        async for _, _, _, stats in updates:
-            if stats.endswith("streaming…"):
-                seen += 1
-                if seen == 2:
-                    note = tab.stop(session)
-            assert seen <= 2, "a piece was shown after Stop"
-        return seen, note
+        before: list[Turn] = []
+        after: list[Turn] = []
+        async for update in updates:
+            (after if after or len(before) == 3 else before).append(update)
+            if len(before) == 3 and not after:  # "Thinking…" and two growing answers
+                await tab.stop(session)
+        return before, after
 
-    seen, note = asyncio.run(stop_after_two_pieces())
-    assert seen == 2 and note.startswith("**Stopped:**")
+    before, after = asyncio.run(stop_after_two_pieces())
+    assert [u[3].endswith("streaming…") for u in before] == [False, True, True]
+    assert len(after) == 1, [u[3] for u in after]
+    chatbot, history, box, stats = after[0]
+    assert stats == STOPPED and box == "" and chatbot == history
+    partial = before[-1][1][-1]["content"]
+    assert history[-1]["role"] == "assistant" and history[-1]["content"].startswith(partial)
+    assert len(history[-1]["content"]) < 1500  # far from the 400 tokens asked for
+
+
+async def _stalled(closed: list[str]) -> AsyncGenerator[str, None]:
+    """One piece, then a wait no piece ends (a request queued at a busy server)."""
+    try:
+        yield "first"
+        await asyncio.Event().wait()
+        yield "never"
+    finally:
+        closed.append("closed")
+
+
+def test_until_stopped_closes_a_stream_that_sends_nothing() -> None:
+    """Stop while no piece comes: the iteration ends and the stream is closed (its request too)."""
+    closed: list[str] = []
+
+    async def read() -> list[str]:
+        stopped = asyncio.Event()
+        got = []
+        async with aclosing(until_stopped(_stalled(closed), stopped)) as pieces:
+            async for piece in pieces:
+                got.append(piece)
+                stopped.set()
+        return got
+
+    assert asyncio.run(asyncio.wait_for(read(), timeout=30)) == ["first"]
+    assert closed == ["closed"]
+
+
+async def _failing() -> AsyncGenerator[str, None]:
+    """One piece, then the server's error."""
+    yield "first"
+    raise UserFacingError("the server went away")
+
+
+def test_until_stopped_passes_the_streams_error_on() -> None:
+    """An error inside the stream reaches the reader (the chat turns it into its error line)."""
+
+    async def read() -> list[str]:
+        got = []
+        with pytest.raises(UserFacingError, match="went away"):
+            async for piece in until_stopped(_failing(), asyncio.Event()):
+                got.append(piece)
+        return got
+
+    assert asyncio.run(read()) == ["first"]
