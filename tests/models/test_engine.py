@@ -194,9 +194,10 @@ def test_a_prompt_being_prefilled_is_computed_once_for_two_requests() -> None:
 
 
 def test_a_gap_between_running_slots_is_closed_and_the_moved_request_answers_the_same() -> None:
-    """Three requests in three slots; the middle one ends first, so the last one moves into its
-    slot (llama.cpp would decode each run of consecutive slots separately). Both long answers
-    are the ones each prompt gets alone."""
+    """Three requests in three slots; the middle one ends first, so the last one swaps places
+    with its slot (llama.cpp would decode each run of consecutive slots separately). Both long
+    answers are the ones each prompt gets alone, and the middle prompt is still cached in a
+    slot: asked again, it is reused there, not restored from the host cache or another slot."""
     engine = LlamaEngine(DEFAULT_MODEL, EngineConfig(parallel=3, ctx_size=3 * 512, n_threads=1))
     topics = ("a dragon who learns to cook", "a lost violin", "a robot gardener")
     prompts = [
@@ -205,9 +206,9 @@ def test_a_gap_between_running_slots_is_closed_and_the_moved_request_answers_the
     ]
     long, short = GenerationParams(max_tokens=24, temperature=0), GenerationParams(max_tokens=2)
 
-    async def alone(prompt: list[int]) -> str:
-        [stream] = await engine.submit(prompt, long)
-        return (await drain(stream))[0]
+    async def ask(prompt: list[int], params: GenerationParams) -> tuple[str, Finish]:
+        [stream] = await engine.submit(prompt, params)
+        return await drain(stream)
 
     async def together() -> list[tuple[str, Finish]]:
         streams = [
@@ -218,12 +219,18 @@ def test_a_gap_between_running_slots_is_closed_and_the_moved_request_answers_the
         return list(await asyncio.gather(*(drain(s) for s in streams)))
 
     try:
-        expected = [asyncio.run(alone(prompts[0])), asyncio.run(alone(prompts[2]))]
+        expected = [asyncio.run(ask(prompts[i], long))[0] for i in (0, 2)]
         engine.close()  # a fresh engine: every slot empty, so the three land in slots 0, 1, 2
         engine = LlamaEngine(DEFAULT_MODEL, EngineConfig(parallel=3, ctx_size=3 * 512, n_threads=1))
         (first, end_first), (_, end_short), (last, end_last) = asyncio.run(together())
         assert end_short.completion_tokens <= 2 < end_first.completion_tokens
         assert [first, last] == expected and end_last.completion_tokens == 24
-        assert engine.stats().moved_sequences == 1
+        before = engine.stats()
+        assert before.moved_sequences == 1
+        _, again = asyncio.run(ask(prompts[1], GenerationParams(max_tokens=1)))
+        after = engine.stats()
+        assert again.cached_tokens >= len(prompts[1]) - 1
+        assert after.host_cache_tokens == before.host_cache_tokens
+        assert after.shared_prefix_tokens == before.shared_prefix_tokens
     finally:
         engine.close()
