@@ -33,10 +33,13 @@ def run_turn(tab: ChatTab, message: str, history: list[dict[str, str]], **kw: fl
 def test_answers_stream_and_history_grows_turn_by_turn(server: Server) -> None:
     """Two turns: each answer streams in pieces and the history grows by a user/assistant pair."""
     tab = ChatTab(ServerClient(server.url, server.api_key, timeout=60), load_library())
-    first = run_turn(tab, "What is the capital of France?", [])
+    # An answer that runs to max_tokens (48, greedy): it streams for far longer than the 50 ms
+    # between page updates, however fast the server (a one-line answer could end within them).
+    first = run_turn(tab, "What is the capital of France? Describe the city in detail.", [])
+    chatbot, history, box, stats = first[-1]
+    assert "· 48 tokens" in stats, stats
     streaming = [u for u in first if u[3].endswith("streaming…")]
     assert len(streaming) >= 2  # the answer grew piece by piece
-    chatbot, history, box, stats = first[-1]
     assert box == "" and chatbot == history
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert history[1]["content"].strip()
