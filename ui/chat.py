@@ -74,12 +74,12 @@ async def until_stopped(
     pumping = asyncio.create_task(pump(), name="chat stream")
     pumping.add_done_callback(lambda _: queue.put_nowait(_END))
     stopping = asyncio.create_task(stopped.wait())
+    getting: asyncio.Task[Any] | None = None
     try:
         while True:
             getting = asyncio.create_task(queue.get())
             await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not getting.done():
-                getting.cancel()
                 return
             item = getting.result()
             if item is _END:
@@ -88,8 +88,9 @@ async def until_stopped(
                 return
             yield item
     finally:
-        stopping.cancel()
-        pumping.cancel()
+        for task in (getting, stopping, pumping):
+            if task is not None:
+                task.cancel()
         with suppress(asyncio.CancelledError):
             await pumping
 

@@ -209,5 +209,8 @@ def test_the_ui_asks_for_a_login(chromium: Browser, stack: Stack) -> None:
     sign_in(page, user, password)
     expect(page.locator("#server-status")).to_contain_text("Connected", timeout=60_000)
     send(page, "Say hello.")
-    expect(page.get_by_test_id("bot").last).to_have_text(re.compile(r"\w"), timeout=60_000)
+    # Sampled at the default temperature: the answer may be emoji only (seen in CI), so any
+    # character but the "…" placeholder counts as an answer.
+    answered = re.compile(r"[^\s…]")
+    expect(page.get_by_test_id("bot").last).to_have_text(answered, timeout=60_000)
     page.context.close()
